@@ -1,0 +1,164 @@
+"""Loss functions: pure, averaged over the batch, numerically stable.
+
+Each loss is written on the quantity its name says (logits, log-probabilities or outputs).
+:func:`objective` maps a loss *name* to a function of the network's logits, which is what
+training and the hand-derived backprop use.
+
+Conventions, compared with optax:
+  * ``optax.l2_loss`` is ½·(prediction − target)²; :func:`mse` here is the plain squared
+    error summed over outputs (no ½), averaged over the batch.
+  * ``optax.add_decayed_weights(wd)`` adds ``wd·w`` to the gradient, the gradient of
+    (wd/2)‖w‖². Our :func:`l2_penalty` is λ‖w‖², whose gradient is 2λw: it equals
+    ``add_decayed_weights(2λ)`` on the weight matrices.
+  * PyTorch's ``MSELoss`` and ``KLDivLoss`` default to ``reduction="mean"``, which also
+    divides by the number of classes; here every loss sums over outputs and averages over
+    the batch (PyTorch's ``reduction="batchmean"``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+
+LOSSES = (
+    "softmax_cross_entropy",
+    "sigmoid_cross_entropy",
+    "nll",
+    "mse",
+    "kl_divergence",
+    "binary_cross_entropy",
+)
+
+
+def softmax_cross_entropy(logits: Array, onehot: Array) -> Array:
+    """−Σₖ yₖ ln softmax(z)ₖ, averaged over the batch (``optax.softmax_cross_entropy``)."""
+    return jnp.mean(optax.softmax_cross_entropy(logits, onehot))
+
+
+def sigmoid_cross_entropy(logits: Array, targets: Array) -> Array:
+    """The multi-label loss −Σₖ yₖ ln σ(zₖ) + (1−yₖ) ln(1−σ(zₖ)), summed over outputs and
+    averaged over the batch (built on ``optax.sigmoid_binary_cross_entropy``, which uses
+    log-sigmoid, so logits of ±1e4 stay finite)."""
+    return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1))
+
+
+def nll(log_probs: Array, labels: Array) -> Array:
+    """Negative log-likelihood −ln pᵧ of integer ``labels`` under ``log_probs`` (PyTorch's
+    ``NLLLoss`` on a ``log_softmax`` output), averaged over the batch."""
+    picked = jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=-1)
+    return -jnp.mean(picked)
+
+
+def mse(outputs: Array, onehot: Array) -> Array:
+    """Σₖ (oₖ − yₖ)², averaged over the batch. PyTorch's default ``MSELoss`` is this
+    divided by the number of outputs; optax's ``l2_loss`` is half of it."""
+    return jnp.mean(jnp.sum(optax.squared_error(outputs, onehot), axis=-1))
+
+
+def kl_divergence(log_probs: Array, targets: Array) -> Array:
+    """KL(targets ‖ p) = Σₖ tₖ (ln tₖ − ln pₖ), averaged over the batch
+    (``optax.kl_divergence``; PyTorch's ``KLDivLoss(reduction="batchmean")``). For one-hot
+    targets it equals the cross-entropy."""
+    return jnp.mean(optax.kl_divergence(log_probs, targets))
+
+
+def binary_cross_entropy(logits: Array, labels: Array) -> Array:
+    """Logistic regression's −[y ln σ(z) + (1−y) ln(1−σ(z))] for one output logit per
+    example (shape (batch,) or (batch, 1)) and labels in {0, 1}, averaged over the batch."""
+    z = logits.reshape(logits.shape[0])
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)))
+
+
+def l2_penalty(params, lam: Array | float) -> Array:
+    """λ Σ‖Wˡ‖² over the weights only (biases are not penalized); gradient 2λWˡ.
+
+    Weights are the leaves with two or more dimensions (MLP matrices, conv kernels), so the
+    same function serves any pytree of parameters.
+    """
+    return lam * sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(params) if leaf.ndim >= 2)
+
+
+# --- losses as functions of the logits -------------------------------------------------
+
+
+def check_loss(name: str) -> str:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")
+    return name
+
+
+def targets(name: str, y: Array, num_outputs: int, dtype=jnp.float32) -> Array:
+    """The target array loss ``name`` expects, from ``y`` given as integer labels (batch,)
+    or as float targets (batch, outputs): one-hot for the distribution losses, labels for
+    "nll", 0/1 floats for "binary_cross_entropy"."""
+    check_loss(name)
+    if name == "binary_cross_entropy":
+        return y.reshape(y.shape[0]).astype(dtype)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return y if name == "nll" else jax.nn.one_hot(y, num_outputs, dtype=dtype)
+    if name == "nll":
+        return jnp.argmax(y, axis=-1)
+    return y.astype(dtype)
+
+
+def check_targets(name: str, logits_shape: tuple[int, ...], y: Array) -> None:
+    """ValueError if ``y`` cannot be the targets of loss ``name`` for logits of this shape.
+
+    Shapes are always checked; label values only when ``y`` is concrete (not under jit).
+    """
+    check_loss(name)
+    batch, outputs = logits_shape
+    if y.shape[0] != batch:
+        raise ValueError(f"y has {y.shape[0]} rows but x has {batch}; give one target per example")
+    if name == "binary_cross_entropy":
+        if outputs != 1:
+            raise ValueError(
+                f"binary_cross_entropy needs a network with 1 output, this one has {outputs}; "
+                "use layer_sizes [..., 1] or a multi-class loss"
+            )
+        if y.size != batch:
+            raise ValueError(f"binary_cross_entropy needs labels of shape ({batch},), got {tuple(y.shape)}")
+        num_classes = 2
+    elif jnp.issubdtype(y.dtype, jnp.integer):
+        if y.ndim != 1:
+            raise ValueError(f"integer labels must have shape ({batch},), got {tuple(y.shape)}")
+        num_classes = outputs
+    else:
+        if y.shape != (batch, outputs):
+            raise ValueError(
+                f"float targets must have shape ({batch}, {outputs}) to match the logits, got "
+                f"{tuple(y.shape)}; or pass integer labels of shape ({batch},)"
+            )
+        return
+    if not isinstance(y, jax.core.Tracer):
+        low, high = int(jnp.min(y)), int(jnp.max(y))
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"labels must lie in [0, {num_classes}) for a network with {outputs} output(s); "
+                f"found values from {low} to {high}"
+            )
+
+
+def objective(name: str) -> Callable[[Array, Array], Array]:
+    """The loss ``name`` as a function ``(logits, targets) → scalar``, with ``targets`` as
+    produced by :func:`targets`. "nll" and "kl_divergence" sit on ``log_softmax(logits)``,
+    "mse" on ``softmax(logits)`` (the probabilities), the rest on the logits."""
+    check_loss(name)
+    return {
+        "softmax_cross_entropy": softmax_cross_entropy,
+        "sigmoid_cross_entropy": sigmoid_cross_entropy,
+        "nll": lambda z, y: nll(jax.nn.log_softmax(z), y),
+        "mse": lambda z, y: mse(jax.nn.softmax(z), y),
+        "kl_divergence": lambda z, y: kl_divergence(jax.nn.log_softmax(z), y),
+        "binary_cross_entropy": binary_cross_entropy,
+    }[name]
+
+
+def loss_from_logits(name: str, logits: Array, y: Array) -> Array:
+    """Loss ``name`` of ``logits`` against ``y`` (integer labels or float targets)."""
+    check_targets(name, logits.shape, y)
+    return objective(name)(logits, targets(name, y, logits.shape[-1], logits.dtype))
