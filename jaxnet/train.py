@@ -101,21 +101,42 @@ def set_hyperparams(opt_state: Any, **values: float | Array) -> Any:
     return opt_state._replace(hyperparams=new)
 
 
-def make_loss_and_grads(
-    *, hidden: str = "relu", loss: str = "softmax_cross_entropy", grad_source: str = "autodiff"
-) -> Callable[[mlp.Params, Array, Array, Array], tuple[Array, Array, mlp.Params]]:
-    """``(params, x, y, l2) → (loss, logits, grads)`` from autodiff or from
-    :func:`jaxnet.backprop.loss_and_grads`; the loss includes λ Σ‖Wˡ‖²."""
+ApplyFn = Callable[[Any, Array], Array]
+
+
+def resolve_apply(hidden: str = "relu", apply_fn: ApplyFn | None = None) -> ApplyFn:
+    """``apply_fn`` if given, else the MLP's ``apply`` with the ``hidden`` activation."""
+    if apply_fn is not None:
+        return apply_fn
     mlp.activation(hidden)
+    return lambda params, x: mlp.apply(params, x, hidden=hidden)
+
+
+def make_loss_and_grads(
+    *,
+    hidden: str = "relu",
+    loss: str = "softmax_cross_entropy",
+    grad_source: str = "autodiff",
+    apply_fn: ApplyFn | None = None,
+) -> Callable[[Any, Array, Array, Array], tuple[Array, Array, Any]]:
+    """``(params, x, y, l2) → (loss, logits, grads)`` from autodiff or from
+    :func:`jaxnet.backprop.loss_and_grads`; the loss includes λ Σ‖W‖².
+
+    ``apply_fn(params, x) → logits`` replaces the MLP (e.g. a flax CNN's ``apply``); its
+    gradients come from autodiff, since the hand-derived ones are for the MLP alone.
+    """
     losses.check_loss(loss)
     if grad_source not in GRAD_SOURCES:
         raise ValueError(f"unknown grad_source {grad_source!r}; choose one of {list(GRAD_SOURCES)}")
+    if apply_fn is not None and grad_source == "manual":
+        raise ValueError("grad_source='manual' derives gradients for jaxnet.mlp only; use 'autodiff' with apply_fn")
+    apply_fn = resolve_apply(hidden, apply_fn)
     if grad_source == "manual":
         return lambda params, x, y, l2: backprop.loss_and_grads(params, x, y, hidden=hidden, loss=loss, l2=l2)
     objective = losses.objective(loss)
 
     def total_loss(params, x, y, l2):
-        logits = mlp.apply(params, x, hidden=hidden)
+        logits = apply_fn(params, x)
         losses.check_targets(loss, logits.shape, y)
         value = objective(logits, losses.targets(loss, y, logits.shape[-1], logits.dtype))
         return value + losses.l2_penalty(params, l2), logits
@@ -133,6 +154,7 @@ def make_train_step(
     hidden: str = "relu",
     loss: str = "softmax_cross_entropy",
     grad_source: str = "autodiff",
+    apply_fn: ApplyFn | None = None,
     jit: bool = True,
 ) -> Callable[[mlp.Params, Any, Batch], tuple[mlp.Params, Any, dict[str, Array]]]:
     """One optimisation step.
@@ -143,12 +165,13 @@ def make_train_step(
       hidden: the hidden activation.
       loss: a name from :data:`jaxnet.losses.LOSSES`.
       grad_source: "autodiff" (``jax.grad``) or "manual" (:func:`jaxnet.backprop.grads`).
+      apply_fn: another model's ``apply(params, x) → logits`` instead of the MLP.
       jit: compile the step (the engine passes False and compiles a whole epoch instead).
     Returns:
       ``step(params, opt_state, batch) → (params, opt_state, metrics)``; ``metrics`` holds
       the loss (penalty included) and accuracy of the batch *before* the update.
     """
-    loss_and_grads = make_loss_and_grads(hidden=hidden, loss=loss, grad_source=grad_source)
+    loss_and_grads = make_loss_and_grads(hidden=hidden, loss=loss, grad_source=grad_source, apply_fn=apply_fn)
 
     def step(params, opt_state, batch):
         x, y = batch
