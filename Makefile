@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m experiments.main
+	$(PY) -m experiments.main $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
@@ -23,7 +23,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.train_throughput
+	$(PY) -m benchmarks.train_throughput $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -39,6 +39,27 @@ def latest_epoch(directory: str | Path) -> int | None:
         return manager.latest_step()
 
 
+def restore_meta(directory: str | Path) -> tuple[int, dict]:
+    """``(epoch, meta)`` of the newest checkpoint, without reading its arrays (so that a
+    run directory of another configuration can be refused before shapes clash)."""
+    with _manager(Path(directory)) as manager:
+        epoch = manager.latest_step()
+        if epoch is None:
+            raise FileNotFoundError(f"no checkpoint in {directory}; run without --resume to start afresh")
+        restored = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return epoch, restored.meta
+
+
+def clear(directory: str | Path) -> None:
+    """Deletes every checkpoint step in ``directory`` (a fresh run there starts clean, so
+    stale steps of an earlier run are neither kept as "newest" nor resumed later)."""
+    if not Path(directory).exists():
+        return
+    with _manager(Path(directory)) as manager:
+        for step in manager.all_steps():
+            manager.delete(step)
+
+
 def restore(directory: str | Path, like: Any) -> tuple[int, Any, dict]:
     """``(epoch, state, meta)`` of the newest checkpoint; ``like`` gives the state's
     structure, shapes and dtypes (e.g. the freshly initialized state)."""

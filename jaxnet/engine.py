@@ -141,6 +141,15 @@ def _check_inputs(params, apply_fn, loss, x, y, epochs, batch_size, n_train, opt
     losses.check_targets(loss, (len(y), logits.shape[-1]), jnp.asarray(y))
 
 
+def _check_stopping(patience, val) -> None:
+    if patience is None:
+        return
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1 check, got {patience}")
+    if val is None:
+        raise ValueError("early stopping (patience) watches the validation loss; pass val=(x, y)")
+
+
 def _check_split(name: str, split, x) -> tuple[Array, Array] | None:
     if split is None:
         return None
@@ -167,7 +176,17 @@ def _format(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.2f}%" if percent else f"{value:.4f}"
 
 
-def _run(*, vmapped, members, params, opt_state, x, y, train_indices, data_keys, val, test, epochs,
+def _describe(params, opt_state, n_train: int) -> dict:
+    """What a checkpoint must agree on besides the caller's settings: the parameter shapes,
+    the optimizer's injected hyperparameters and the training-set size."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {"params": [f"{jax.tree_util.keystr(path)} {jnp.dtype(leaf.dtype).name}{list(np.shape(leaf))}"
+                       for path, leaf in leaves],
+            "hyperparams": {k: np.asarray(v).tolist() for k, v in sorted(train.hyperparams(opt_state).items())},
+            "n_train": int(n_train)}
+
+
+def _run(*, vmapped, members, reported, params, opt_state, x, y, train_indices, data_keys, val, test, epochs,
          batch_size, loss, apply_fn, train_step, shuffle, evals_per_epoch, patience, eval_train,
          checkpoint_dir, resume, config, log, callback, place_members, place_shared):
     order, segment, evaluate_train, evaluate_shared, select = _compile(
@@ -188,23 +207,29 @@ def _run(*, vmapped, members, params, opt_state, x, y, train_indices, data_keys,
                   evals_per_epoch=evals_per_epoch, patience=patience)
 
     def state_tree():
-        return {"params": params, "opt_state": opt_state, "best_params": best_params}
+        return {"params": params, "opt_state": opt_state, "best_params": best_params, "data_keys": data_keys}
 
     if checkpoint_dir is not None and resume and checkpoint.latest_epoch(checkpoint_dir) is not None:
+        # the configuration first: a different model must be refused by name, not by a shape clash
+        checkpoint.check_config(checkpoint.restore_meta(checkpoint_dir)[1]["config"], config, checkpoint_dir)
         start_epoch, restored, meta = checkpoint.restore(checkpoint_dir, state_tree())
-        checkpoint.check_config(meta["config"], config, checkpoint_dir)
-        params, opt_state, best_params = (jax.tree.map(place_members, restored[k])
-                                          for k in ("params", "opt_state", "best_params"))
+        params, opt_state, best_params, data_keys = (
+            jax.tree.map(lambda leaf: place_members(_host(leaf)), restored[k])
+            for k in ("params", "opt_state", "best_params", "data_keys"))
         histories = [History.from_dict(h) for h in meta["histories"]]
         best_loss = np.array([np.inf if v is None else v for v in meta["best_loss"]])
         bad_checks, active = np.array(meta["bad_checks"], int), np.array(meta["active"], bool)
         elapsed_before = meta["seconds"]
         if log:
             log(f"resumed from {checkpoint_dir} after epoch {start_epoch}")
+    elif checkpoint_dir is not None:
+        checkpoint.clear(checkpoint_dir)  # a fresh run: stale steps would otherwise stay "newest"
 
     as_member_axis = (lambda v: v) if vmapped else (lambda v: v[None])
     started = time.perf_counter() - elapsed_before
     for epoch in range(start_epoch, epochs):
+        if not active.any():  # resumed after every member had stopped or diverged
+            break
         epoch_order = order(data_keys, epoch, train_indices)
         for first, last in zip(bounds[:-1], bounds[1:]):
             was_active = active.copy()
@@ -246,9 +271,10 @@ def _run(*, vmapped, members, params, opt_state, x, y, train_indices, data_keys,
                 improved = was_active & finite
             best_params = select(place_members(improved if vmapped else improved[0]), params, best_params)
             if log:
-                log(_progress(epoch_value, epochs, now, values, histories, vmapped))
+                log(_progress(epoch_value, epochs, now, {m: v[:reported] for m, v in values.items()},
+                              histories[:reported], vmapped))
             if callback is not None:
-                callback(epoch_value, histories)
+                callback(epoch_value, histories[:reported])
             if not active.any():
                 break
         if checkpoint_dir is not None:
@@ -322,9 +348,12 @@ def fit(
       patience: stop after this many checks without a lower validation loss.
       eval_train: evaluate the loss and accuracy on the whole training set at each check.
       opt_state: resume from this optimizer state instead of ``optimizer.init(params)``.
-      checkpoint_dir: save a checkpoint there after every epoch (orbax).
+      checkpoint_dir: save a checkpoint there after every epoch (orbax): parameters, optimizer
+        state, best parameters, the data-order key, histories. A run that does not resume
+        deletes the checkpoints it finds there first.
       resume: continue from the newest checkpoint in ``checkpoint_dir`` (its configuration
-        must equal this one's, apart from ``epochs``).
+        must equal this one's, apart from ``epochs``: settings, parameter shapes, optimizer
+        hyperparameters, training-set size; else :class:`jaxnet.checkpoint.ConfigMismatchError`).
       config: extra JSON-able settings stored with checkpoints and compared on resume.
       log: where progress lines go (one per check); None for quiet.
       callback: called as ``callback(epoch, [history])`` after every check.
@@ -335,11 +364,13 @@ def fit(
     x, y = jnp.asarray(train_data[0]), jnp.asarray(train_data[1])
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     _check_inputs(params, apply_fn_resolved, loss, x, y, epochs, batch_size, len(x), [opt_state])
+    _check_stopping(patience, val)
     train_step = train.make_train_step(optimizer, hidden=hidden, loss=loss, grad_source=grad_source,
                                        apply_fn=apply_fn, jit=False)
-    config = dict(config or {}, hidden=hidden, grad_source=grad_source, seed=seed)
+    config = dict(config or {}, hidden=hidden, grad_source=grad_source, seed=seed,
+                  **_describe(params, opt_state, len(x)))
     params, opt_state, best_params, histories = _run(
-        vmapped=False, members=1, params=jax.tree.map(jnp.copy, params), opt_state=jax.tree.map(jnp.copy, opt_state),
+        vmapped=False, members=1, reported=1, params=jax.tree.map(jnp.copy, params), opt_state=jax.tree.map(jnp.copy, opt_state),
         x=x, y=y, train_indices=jnp.arange(len(x)), data_keys=jax.random.PRNGKey(seed),
         val=_check_split("validation", val, x), test=_check_split("test", test, x), epochs=epochs,
         batch_size=batch_size, loss=loss, apply_fn=apply_fn_resolved, train_step=train_step, shuffle=shuffle,
@@ -433,6 +464,7 @@ def sweep(
         member_states.append(train.set_hyperparams(state, **overrides) if overrides else state)
     _check_inputs(member_params[0], apply_fn_resolved, loss, x, jnp.asarray(member_labels[0]), epochs, batch_size,
                   member_indices.shape[1], member_states)
+    _check_stopping(patience, val)
     data_keys = np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in (settings["data_seed"] or [0] * count)])
 
     devices = list(devices or jax.devices())
@@ -454,9 +486,10 @@ def sweep(
     train_step = train.make_train_step(optimizer, hidden=hidden, loss=loss, grad_source=grad_source,
                                        apply_fn=apply_fn, jit=False)
     config = dict(config or {}, hidden=hidden, grad_source=grad_source,
-                  **{k: np.asarray(v).tolist() for k, v in settings.items() if v is not None and k not in ("labels", "indices")})
+                  **{k: np.asarray(v).tolist() for k, v in settings.items() if v is not None and k not in ("labels", "indices")},
+                  **_describe(member_params[0], member_states[0], member_indices.shape[1]))
     params, opt_state, best_params, histories = _run(
-        vmapped=True, members=padded, params=stack(member_params), opt_state=stack(member_states),
+        vmapped=True, members=padded, reported=count, params=stack(member_params), opt_state=stack(member_states),
         x=place_shared(x), y=place_members(member_labels), train_indices=place_members(member_indices),
         data_keys=place_members(data_keys),
         val=None if val is None else tuple(place_shared(a) for a in _check_split("validation", val, x)),

@@ -20,6 +20,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Array = jax.Array
@@ -135,7 +136,10 @@ def check_targets(name: str, logits_shape: tuple[int, ...], y: Array) -> None:
             )
         return
     if not isinstance(y, jax.core.Tracer):
-        low, high = int(jnp.min(y)), int(jnp.max(y))
+        # NumPy, not jnp: under an outer jit a concrete (closed-over) y would give traced
+        # jnp.min/max, and int() of those raises a ConcretizationTypeError.
+        values = np.asarray(y)
+        low, high = int(values.min()), int(values.max())
         if low < 0 or high >= num_classes:
             raise ValueError(
                 f"labels must lie in [0, {num_classes}) for a network with {outputs} output(s); "

@@ -1,0 +1,68 @@
+"""Pytree comparison helpers for the tests (in the spirit of equinox's ``tree_allclose``).
+
+``tree_allclose`` answers yes/no; ``tree_max_relative_error`` gives the number to put in an
+assertion message, so a failing gradient check says by how much it failed.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+def _as_numpy(leaf):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)  # typed PRNG keys compare by their raw bits
+    return np.asarray(leaf)
+
+
+def _leaves(tree):
+    leaves, treedef = jax.tree.flatten(tree)
+    return [_as_numpy(leaf) for leaf in leaves], treedef
+
+
+def _same_structure(x, y) -> bool:
+    x_leaves, x_def = _leaves(x)
+    y_leaves, y_def = _leaves(y)
+    return x_def == y_def and all(a.shape == b.shape for a, b in zip(x_leaves, y_leaves))
+
+
+def tree_allclose(x, y, *, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """True if ``x`` and ``y`` have the same tree structure, the same leaf shapes and dtypes,
+    and every pair of leaves is ``np.allclose(rtol=rtol, atol=atol)``."""
+    if not _same_structure(x, y):
+        return False
+    x_leaves, _ = _leaves(x)
+    y_leaves, _ = _leaves(y)
+    return all(
+        a.dtype == b.dtype and np.allclose(a, b, rtol=rtol, atol=atol)
+        for a, b in zip(x_leaves, y_leaves)
+    )
+
+
+def tree_max_relative_error(actual, expected, *, floor: float = 0.0) -> float:
+    """max over all elements of |actual − expected| / max(|expected|, floor).
+
+    ``floor`` keeps entries that are (nearly) zero from turning rounding noise into a huge
+    relative error; with ``floor=0`` an exact zero must be matched exactly. Raises
+    ValueError if the two trees differ in structure or leaf shapes.
+    """
+    if not _same_structure(actual, expected):
+        raise ValueError(
+            "trees differ in structure or leaf shapes: "
+            f"{jax.tree.map(np.shape, actual)} vs {jax.tree.map(np.shape, expected)}"
+        )
+    worst = 0.0
+    a_leaves, _ = _leaves(actual)
+    e_leaves, _ = _leaves(expected)
+    for a, e in zip(a_leaves, e_leaves):
+        if a.size == 0:
+            continue
+        a = a.astype(np.float64)
+        e = e.astype(np.float64)
+        error = np.abs(a - e)
+        scale = np.maximum(np.abs(e), floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # x/0 is inf (a wrong exact zero); 0/0 (both exactly zero) is no error.
+            ratio = np.where(error == 0, 0.0, error / scale)
+        worst = max(worst, float(np.max(ratio)))
+    return worst

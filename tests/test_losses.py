@@ -1,0 +1,215 @@
+"""jaxnet.losses: each loss against its textbook formula (written naively in NumPy, float64),
+the conventions relative to optax, numerical stability, and the input checks."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnet import backprop, losses
+
+B, K = 4, 3
+# Small, hand-picked float64 inputs: moderate logits, so the naive formulas are accurate.
+LOGITS = np.array([[1.0, -0.5, 0.2], [0.3, 0.3, -1.0], [-2.0, 1.5, 0.0], [0.7, -0.1, 2.2]])
+LABELS = np.array([0, 2, 1, 2])
+ONEHOT = np.eye(K)[LABELS]
+SOFT = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [1 / 3, 1 / 3, 1 / 3], [0.05, 0.05, 0.9]])
+MULTI = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+
+
+def np_softmax(z):
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def np_sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def f64(a):
+    return jnp.asarray(a, jnp.float64)
+
+
+# --- textbook formulas ------------------------------------------------------------------
+
+
+def test_softmax_cross_entropy_formula(x64):
+    expected = np.mean(-np.sum(ONEHOT * np.log(np_softmax(LOGITS)), axis=1))
+    np.testing.assert_allclose(losses.softmax_cross_entropy(f64(LOGITS), f64(ONEHOT)), expected, rtol=1e-12)
+
+
+def test_softmax_cross_entropy_with_soft_targets(x64):
+    expected = np.mean(-np.sum(SOFT * np.log(np_softmax(LOGITS)), axis=1))
+    np.testing.assert_allclose(losses.softmax_cross_entropy(f64(LOGITS), f64(SOFT)), expected, rtol=1e-12)
+
+
+def test_sigmoid_cross_entropy_formula(x64):
+    s = np_sigmoid(LOGITS)
+    expected = np.mean(-np.sum(MULTI * np.log(s) + (1 - MULTI) * np.log(1 - s), axis=1))
+    np.testing.assert_allclose(losses.sigmoid_cross_entropy(f64(LOGITS), f64(MULTI)), expected, rtol=1e-12)
+
+
+def test_nll_formula(x64):
+    log_probs = np.log(np_softmax(LOGITS))
+    expected = -np.mean(log_probs[np.arange(B), LABELS])
+    np.testing.assert_allclose(losses.nll(f64(log_probs), jnp.asarray(LABELS)), expected, rtol=1e-12)
+
+
+def test_mse_formula(x64):
+    outputs = np_softmax(LOGITS)
+    expected = np.mean(np.sum((outputs - ONEHOT) ** 2, axis=1))  # summed over outputs, no ½
+    np.testing.assert_allclose(losses.mse(f64(outputs), f64(ONEHOT)), expected, rtol=1e-12)
+
+
+def test_kl_divergence_formula(x64):
+    log_probs = np.log(np_softmax(LOGITS))
+    expected = np.mean(np.sum(SOFT * (np.log(SOFT) - log_probs), axis=1))
+    np.testing.assert_allclose(losses.kl_divergence(f64(log_probs), f64(SOFT)), expected, rtol=1e-12)
+
+
+def test_binary_cross_entropy_formula(x64):
+    z = LOGITS[:, 0]
+    y = np.array([1, 0, 0, 1])
+    s = np_sigmoid(z)
+    expected = np.mean(-(y * np.log(s) + (1 - y) * np.log(1 - s)))
+    np.testing.assert_allclose(losses.binary_cross_entropy(f64(z), jnp.asarray(y)), expected, rtol=1e-12)
+    # the (batch, 1) output of a one-output network gives the same value
+    np.testing.assert_allclose(losses.binary_cross_entropy(f64(z[:, None]), jnp.asarray(y)), expected, rtol=1e-12)
+
+
+def test_l2_penalty_sums_squared_weights_only(x64):
+    params = [{"w": f64([[1.0, -2.0], [0.5, 0.0]]), "b": f64([3.0, 4.0])}, {"w": f64([[2.0], [1.0]]), "b": f64([9.0])}]
+    expected = 0.1 * (1 + 4 + 0.25 + 4 + 1)  # λ Σ‖W‖², biases left out
+    np.testing.assert_allclose(losses.l2_penalty(params, 0.1), expected, rtol=1e-14)
+
+
+# --- identities and conventions ---------------------------------------------------------
+
+
+def test_kl_divergence_equals_cross_entropy_for_one_hot_targets(x64):
+    z = f64(LOGITS)
+    kl = losses.kl_divergence(jax.nn.log_softmax(z), f64(ONEHOT))
+    np.testing.assert_allclose(kl, losses.softmax_cross_entropy(z, f64(ONEHOT)), rtol=1e-12)
+
+
+def test_nll_on_log_softmax_equals_softmax_cross_entropy(x64):
+    z = f64(LOGITS)
+    np.testing.assert_allclose(
+        losses.nll(jax.nn.log_softmax(z), jnp.asarray(LABELS)),
+        losses.softmax_cross_entropy(z, f64(ONEHOT)),
+        rtol=1e-12,
+    )
+
+
+def test_mse_is_twice_optax_l2_loss(x64):
+    import optax
+
+    outputs = f64(np_softmax(LOGITS))
+    expected = 2 * jnp.mean(jnp.sum(optax.l2_loss(outputs, f64(ONEHOT)), axis=1))
+    np.testing.assert_allclose(losses.mse(outputs, f64(ONEHOT)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sigmoid_cross_entropy", "nll", "mse", "kl_divergence"])
+def test_integer_labels_and_one_hot_targets_give_the_same_loss(x64, name):
+    z = f64(LOGITS)
+    by_labels = losses.loss_from_logits(name, z, jnp.asarray(LABELS))
+    by_onehot = losses.loss_from_logits(name, z, f64(ONEHOT))
+    np.testing.assert_allclose(by_labels, by_onehot, rtol=1e-12)
+
+
+def test_objective_puts_mse_on_the_softmax_probabilities(x64):
+    z = f64(LOGITS)
+    expected = np.mean(np.sum((np_softmax(LOGITS) - ONEHOT) ** 2, axis=1))
+    np.testing.assert_allclose(losses.loss_from_logits("mse", z, jnp.asarray(LABELS)), expected, rtol=1e-12)
+
+
+def test_loss_from_logits_works_under_jit_with_closed_over_labels():
+    """Regression: the label-range check used to call int() on a traced jnp.min."""
+    z, labels = jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS)
+    jitted = jax.jit(lambda logits: losses.loss_from_logits("nll", logits, labels))
+    np.testing.assert_allclose(jitted(z), losses.loss_from_logits("nll", z, labels), rtol=1e-6)
+
+
+# --- stability --------------------------------------------------------------------------
+
+# Logits of ±1e4, with targets on the *wrong* side (the worst case for exp/log overflow).
+HUGE = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [0.0, -1e4, 1e4]], jnp.float32)
+HUGE_TARGETS = {
+    "softmax_cross_entropy": jnp.array([1, 0, 1]),
+    "nll": jnp.array([1, 0, 1]),
+    "mse": jnp.array([1, 0, 1]),
+    "kl_divergence": jnp.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]], jnp.float32),
+    "sigmoid_cross_entropy": jnp.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]], jnp.float32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_TARGETS))
+def test_huge_logits_give_finite_loss_and_gradients(name):
+    y = HUGE_TARGETS[name]
+    value, grad = jax.value_and_grad(lambda z: losses.loss_from_logits(name, z, y))(HUGE)
+    assert jnp.isfinite(value) and value > 1.0  # confidently wrong: a large (mse ≤ 2), finite loss
+    assert jnp.all(jnp.isfinite(grad))
+    targets = losses.targets(name, y, HUGE.shape[-1], HUGE.dtype)
+    assert jnp.all(jnp.isfinite(backprop.output_delta(name, HUGE, targets)))
+
+
+def test_huge_logits_binary_cross_entropy_is_finite():
+    z = jnp.array([[1e4], [-1e4]], jnp.float32)
+    y = jnp.array([0, 1])
+    value, grad = jax.value_and_grad(lambda z: losses.loss_from_logits("binary_cross_entropy", z, y))(z)
+    np.testing.assert_allclose(value, 1e4, rtol=1e-6)  # each example costs |z| = 1e4
+    assert jnp.all(jnp.isfinite(grad))
+    assert jnp.all(jnp.isfinite(backprop.output_delta("binary_cross_entropy", z, y.astype(jnp.float32))))
+
+
+def test_huge_logits_cross_entropy_value_is_exact():
+    """z = (1e4, −1e4), true class 1: −ln softmax(z)₁ = 2e4 (log-sum-exp, no overflow)."""
+    z = jnp.array([[1e4, -1e4]], jnp.float32)
+    np.testing.assert_allclose(losses.loss_from_logits("softmax_cross_entropy", z, jnp.array([1])), 2e4, rtol=1e-6)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_unknown_loss_names_the_choices():
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; choose one of \['softmax_cross_entropy', 'sigmoid_cross_entropy', 'nll', 'mse', 'kl_divergence', 'binary_cross_entropy'\]"):
+        losses.objective("hinge")
+
+
+@pytest.mark.parametrize("bad", [-1, K], ids=["negative", "equal-to-classes"])
+def test_labels_outside_the_classes_are_rejected(bad):
+    labels = jnp.asarray(LABELS).at[0].set(bad)
+    with pytest.raises(ValueError, match=rf"labels must lie in \[0, {K}\) for a network with {K} output"):
+        losses.loss_from_logits("softmax_cross_entropy", jnp.asarray(LOGITS, jnp.float32), labels)
+
+
+def test_binary_labels_outside_0_1_are_rejected():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        losses.loss_from_logits("binary_cross_entropy", jnp.zeros((3, 1)), jnp.array([0, 1, 2]))
+
+
+def test_target_rows_must_match_the_batch():
+    with pytest.raises(ValueError, match=rf"y has {B - 1} rows but x has {B}"):
+        losses.loss_from_logits("nll", jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS[:-1]))
+
+
+def test_float_targets_must_match_the_logits():
+    with pytest.raises(ValueError, match=rf"float targets must have shape \({B}, {K}\).*got \({B}, {K + 1}\)"):
+        losses.loss_from_logits("mse", jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, K + 1)))
+
+
+def test_integer_labels_must_be_one_dimensional():
+    with pytest.raises(ValueError, match=rf"integer labels must have shape \({B},\)"):
+        losses.loss_from_logits("nll", jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, 2), jnp.int32))
+
+
+def test_binary_cross_entropy_needs_one_output():
+    with pytest.raises(ValueError, match=r"binary_cross_entropy needs a network with 1 output, this one has 3"):
+        losses.loss_from_logits("binary_cross_entropy", jnp.asarray(LOGITS, jnp.float32), jnp.asarray([0, 1, 1, 0]))
