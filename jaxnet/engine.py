@@ -14,6 +14,7 @@ sharded over every device (several processes too, after ``jax.distributed.initia
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -109,6 +110,16 @@ def _compile(functions, vmapped: bool):
             jax.jit(evaluate_shared), jax.jit(select))
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_programs(optimizer, hidden, loss, grad_source, apply_fn, batch_size, shuffle, vmapped):
+    """The jitted programs for one configuration, built once per process: a second ``fit``
+    with the same optimizer and settings reuses them instead of compiling again."""
+    train_step = train.make_train_step(optimizer, hidden=hidden, loss=loss, grad_source=grad_source,
+                                       apply_fn=apply_fn, jit=False)
+    functions = _programs(train_step, train.resolve_apply(hidden, apply_fn), loss, batch_size, shuffle)
+    return _compile(functions, vmapped)
+
+
 def _chunks(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index chunks of a fixed size for evaluation, padded with weight-0 entries."""
     n = indices.shape[-1]
@@ -187,10 +198,9 @@ def _describe(params, opt_state, n_train: int) -> dict:
 
 
 def _run(*, vmapped, members, reported, params, opt_state, x, y, train_indices, data_keys, val, test, epochs,
-         batch_size, loss, apply_fn, train_step, shuffle, evals_per_epoch, patience, eval_train,
-         checkpoint_dir, resume, config, log, callback, place_members, place_shared):
-    order, segment, evaluate_train, evaluate_shared, select = _compile(
-        _programs(train_step, apply_fn, loss, batch_size, shuffle), vmapped)
+         batch_size, loss, programs, shuffle, evals_per_epoch, patience, eval_train,
+         checkpoint_dir, checkpoint_every, resume, config, log, callback, place_members, place_shared):
+    order, segment, evaluate_train, evaluate_shared, select = programs
     steps = train_indices.shape[-1] // batch_size
     bounds = sorted(set(np.linspace(0, steps, max(1, evals_per_epoch) + 1).round().astype(int).tolist()))
     train_chunks = tuple(place_members(a) for a in _chunks(_host(train_indices)))
@@ -277,7 +287,8 @@ def _run(*, vmapped, members, reported, params, opt_state, x, y, train_indices, 
                 callback(epoch_value, histories[:reported])
             if not active.any():
                 break
-        if checkpoint_dir is not None:
+        last_epoch = epoch + 1 == epochs or not active.any()
+        if checkpoint_dir is not None and ((epoch + 1) % checkpoint_every == 0 or last_epoch):
             checkpoint.save(checkpoint_dir, epoch + 1, state_tree(), {
                 "config": config, "histories": [h.to_dict() for h in histories],
                 "best_loss": [None if not np.isfinite(v) else float(v) for v in best_loss],
@@ -327,6 +338,7 @@ def fit(
     eval_train: bool = True,
     opt_state: Any = None,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
     resume: bool = False,
     config: dict | None = None,
     log: Callable[[str], None] | None = print,
@@ -351,6 +363,8 @@ def fit(
       checkpoint_dir: save a checkpoint there after every epoch (orbax): parameters, optimizer
         state, best parameters, the data-order key, histories. A run that does not resume
         deletes the checkpoints it finds there first.
+      checkpoint_every: save every this many epochs (and after the last); each save costs
+        about 0.1 s, so long runs of fast epochs may save less often.
       resume: continue from the newest checkpoint in ``checkpoint_dir`` (its configuration
         must equal this one's, apart from ``epochs``: settings, parameter shapes, optimizer
         hyperparameters, training-set size; else :class:`jaxnet.checkpoint.ConfigMismatchError`).
@@ -365,17 +379,16 @@ def fit(
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     _check_inputs(params, apply_fn_resolved, loss, x, y, epochs, batch_size, len(x), [opt_state])
     _check_stopping(patience, val)
-    train_step = train.make_train_step(optimizer, hidden=hidden, loss=loss, grad_source=grad_source,
-                                       apply_fn=apply_fn, jit=False)
+    programs = _compiled_programs(optimizer, hidden, loss, grad_source, apply_fn, batch_size, shuffle, False)
     config = dict(config or {}, hidden=hidden, grad_source=grad_source, seed=seed,
                   **_describe(params, opt_state, len(x)))
     params, opt_state, best_params, histories = _run(
         vmapped=False, members=1, reported=1, params=jax.tree.map(jnp.copy, params), opt_state=jax.tree.map(jnp.copy, opt_state),
         x=x, y=y, train_indices=jnp.arange(len(x)), data_keys=jax.random.PRNGKey(seed),
         val=_check_split("validation", val, x), test=_check_split("test", test, x), epochs=epochs,
-        batch_size=batch_size, loss=loss, apply_fn=apply_fn_resolved, train_step=train_step, shuffle=shuffle,
+        batch_size=batch_size, loss=loss, programs=programs, shuffle=shuffle,
         evals_per_epoch=evals_per_epoch, patience=patience, eval_train=eval_train,
-        checkpoint_dir=checkpoint_dir, resume=resume, config=config, log=log, callback=callback,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, config=config, log=log, callback=callback,
         place_members=jnp.asarray, place_shared=jnp.asarray)
     return FitResult(params, opt_state, best_params, histories[0])
 
@@ -415,6 +428,7 @@ def sweep(
     patience: int | None = None,
     eval_train: bool = True,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
     resume: bool = False,
     config: dict | None = None,
     devices: Sequence[jax.Device] | None = None,
@@ -483,8 +497,7 @@ def sweep(
         return jax.make_array_from_callback(array.shape, shared, lambda index: array[index])
 
     stack = lambda trees: jax.tree.map(lambda *leaves: place_members(np.stack(leaves)), *trees)  # noqa: E731
-    train_step = train.make_train_step(optimizer, hidden=hidden, loss=loss, grad_source=grad_source,
-                                       apply_fn=apply_fn, jit=False)
+    programs = _compiled_programs(optimizer, hidden, loss, grad_source, apply_fn, batch_size, shuffle, True)
     config = dict(config or {}, hidden=hidden, grad_source=grad_source,
                   **{k: np.asarray(v).tolist() for k, v in settings.items() if v is not None and k not in ("labels", "indices")},
                   **_describe(member_params[0], member_states[0], member_indices.shape[1]))
@@ -494,9 +507,9 @@ def sweep(
         data_keys=place_members(data_keys),
         val=None if val is None else tuple(place_shared(a) for a in _check_split("validation", val, x)),
         test=None if test is None else tuple(place_shared(a) for a in _check_split("test", test, x)),
-        epochs=epochs, batch_size=batch_size, loss=loss, apply_fn=apply_fn_resolved, train_step=train_step,
+        epochs=epochs, batch_size=batch_size, loss=loss, programs=programs,
         shuffle=shuffle, evals_per_epoch=evals_per_epoch, patience=patience, eval_train=eval_train,
-        checkpoint_dir=checkpoint_dir, resume=resume, config=config,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, config=config,
         log=log if jax.process_index() == 0 else None, callback=callback,
         place_members=place_members, place_shared=place_shared)
     unpad = lambda tree: jax.tree.map(lambda leaf: _host(leaf)[:count], tree)  # noqa: E731

@@ -8,6 +8,7 @@ them.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -46,6 +47,7 @@ def _adam(learning_rate, l2, b1, b2):
     return optax.adam(learning_rate, b1, b2)
 
 
+@functools.lru_cache(maxsize=256)
 def make_optimizer(
     name: str = "sgd",
     *,
@@ -65,7 +67,8 @@ def make_optimizer(
       b1, b2: for "adam".
     Returns:
       ``optax.inject_hyperparams(...)``; its state's ``hyperparams`` dict holds
-      ``learning_rate``, ``l2`` and the optimizer's own hyperparameters.
+      ``learning_rate``, ``l2`` and the optimizer's own hyperparameters. The same
+      arguments return the same object, so the engine's compiled programs are reused.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
