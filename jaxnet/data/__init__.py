@@ -20,7 +20,6 @@ from jaxnet.data.errors import MissingDataError
 from jaxnet.data.idx import parse_idx
 from jaxnet.data.idx import read_idx
 from jaxnet.data.loading import DATASETS
-from jaxnet.data.loading import add_data_arguments
 from jaxnet.data.loading import load
 from jaxnet.data.mnist import resolve_data_dir
 from jaxnet.data.mnist import resolve_manual_dir
@@ -41,7 +40,6 @@ __all__ = [
     "MNIST_STD",
     "MissingDataError",
     "Split",
-    "add_data_arguments",
     "binary_pair",
     "first_n",
     "flatten",

@@ -1,8 +1,7 @@
-"""``load()``: one entry point for every dataset, plus the matching CLI flags."""
+"""``load()``: one entry point for every dataset."""
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -67,19 +66,3 @@ def load(
     if invert:
         ds = ds._replace(x_train=np.uint8(255) - ds.x_train, x_test=np.uint8(255) - ds.x_test)
     return ds
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds ``--data-dir`` and ``--manual-dir`` (pass them on to :func:`load`)."""
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help=f"downloads and cache (default ${_mnist.DATA_DIR_ENV} or {_mnist.DEFAULT_DATA_DIR})",
-    )
-    parser.add_argument(
-        "--manual-dir",
-        default=None,
-        help=f"folder holding the dataset's .gz files (default "
-        f"${_mnist.MANUAL_DIR_ENV} or <data-dir>/downloads/manual)",
-    )
-    return parser
