@@ -516,6 +516,20 @@ def sweep(
     return SweepResult(unpad(params), unpad(opt_state), unpad(best_params), histories[:count])
 
 
+@functools.lru_cache(maxsize=64)
+def _classifier_program(hidden, loss, apply_fn):
+    """One jitted program (built once per configuration): mean loss, accuracy, predictions."""
+    resolved = train.resolve_apply(hidden, apply_fn)
+    evaluate = _programs(None, resolved, loss, 1, False)[2]
+
+    def program(params, x, y, chunks, weights):
+        mean_loss, accuracy = evaluate(params, x, y, chunks, weights)
+        predictions = jax.lax.map(lambda i: metrics.predict(resolved(params, x[i])), chunks)
+        return mean_loss, accuracy, predictions.reshape(-1)[: x.shape[0]]
+
+    return resolved, jax.jit(program)
+
+
 def evaluate_classifier(
     params: Any,
     data: tuple[Array, Array],
@@ -530,14 +544,11 @@ def evaluate_classifier(
     Returns:
       A dict of plain Python numbers and nested lists (JSON-ready).
     """
-    apply_fn = train.resolve_apply(hidden, apply_fn)
     x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
-    order, segment, evaluate, select = _programs(None, apply_fn, loss, 1, False)
-    chunks, weights = _chunks(np.arange(len(x)))
-    mean_loss, accuracy = jax.jit(evaluate)(params, x, y, chunks, weights)
-    logits = jnp.concatenate([apply_fn(params, x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
-    predictions, labels = metrics.predict(logits), metrics.labels_of(y)
-    num_classes = num_classes or max(int(logits.shape[-1]), 2)
+    resolved, program = _classifier_program(hidden, loss, apply_fn)
+    mean_loss, accuracy, predictions = program(params, x, y, *_chunks(np.arange(len(x))))
+    labels = metrics.labels_of(y)
+    num_classes = num_classes or max(jax.eval_shape(resolved, params, x[:1]).shape[-1], 2)
     confusion = metrics.confusion_matrix(predictions, labels, num_classes)
     return {
         "loss": float(mean_loss),
