@@ -309,7 +309,9 @@ def _progress(epoch_value, epochs, seconds, values, histories, vmapped) -> str:
                 parts.append(f"{name} loss {_format(float(values[f'{name}_loss'][0]))} "
                              f"acc {_format(float(values[f'{name}_accuracy'][0]), True)}")
         return "  ".join(parts) + f"  {seconds:6.1f}s"
-    key = "val_accuracy" if "val_accuracy" in values else "train_accuracy"
+    key = next((k for k in ("val_accuracy", "train_accuracy", "test_accuracy") if k in values), None)
+    if key is None:
+        return f"epoch {epoch_value:6.2f}/{epochs}  {len(histories)} members  {seconds:6.1f}s"
     shown = " ".join(_format(float(v), True) for v in values.get(key, []))
     live = sum(not h.diverged and h.stopped_epoch is None for h in histories)
     return f"epoch {epoch_value:6.2f}/{epochs}  {len(histories)} members ({live} training)  {key}: {shown}  {seconds:6.1f}s"
