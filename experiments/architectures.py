@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> dict:
         study.checkpoint(runs)
     by_name = {r["name"]: r for r in runs}
     counts = [r["config"]["num_params"] for r in runs]
-    accs = [r["final"]["test_accuracy"] for r in runs]
 
     scatter = accuracy_vs_params(study.path("accuracy_vs_params.png"), runs, epochs)
     acc_curves = tutorial.test_accuracy_figure(study, runs, "test_accuracy_curves.png", "Test accuracy during training")

@@ -1,6 +1,5 @@
 """The experiment framework: options, results.json, report.md, figures, listing and run-all."""
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import jax
 import pytest
 
 from jaxnet import engine, train
