@@ -1,0 +1,1 @@
+"""Benchmarks of jaxnet: ``python -m benchmarks.train_throughput`` (see benchmarks/README.md)."""
