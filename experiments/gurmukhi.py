@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     pairs = sorted(((int(off[i, j]), i, j) for i in range(10) for j in range(10) if off[i, j]), reverse=True)[:3]
     if pairs:
         report.text("The most frequent confusions over all seeds (true → predicted): " + "; ".join(
-            f"{i} → {j}, {n} of {int(summed[i].sum())} images" for n, i, j in pairs) + ". Gurmukhi ੧ (1) and ੭ (7) "
-            "differ mainly in the small hook at the top, ੨ (2) and ੩ (3) in the lower stroke.")
+            f"{i} → {j}, {n} of {int(summed[i].sum())} images" for n, i, j in pairs) + ": pairs of digits whose "
+            "handwritten shapes are close (see the sample images).")
 
     def note(value: float) -> str | None:
         if study.quick:
