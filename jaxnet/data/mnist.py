@@ -141,7 +141,7 @@ def _reachable(urls: list[str], timeout: float) -> bool:
             try:
                 socket.create_connection(address, timeout=timeout).close()
                 ok[address] = True
-            except OSError:
+            except Exception:  # any failure to connect means: offline
                 ok[address] = False
                 return
 
