@@ -173,11 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
         "accuracy, which is the per-class accuracy the coursework reports and is near 1 for any decent model "
         "(a class of 18 images can be missed entirely and still score 0.90); and the **recall** TPₖ/Nₖ, the "
         "fraction of class k's validation images classified as k. Columns: the first seed, and the mean over seeds.")
-    for key, label in (("one_vs_rest_accuracy", "One-vs-rest accuracy (TP + TN) / N"), ("recall", "Recall TP / Nₖ")):
-        report.text(f"**{label}**")
-        report.table(["Class", "Images", first["name"], f"mean of {len(runs)} seeds"],
-                     [[c, int((y_val == i).sum()), first["per_class"][key][i],
-                       float(np.mean([r["per_class"][key][i] for r in runs]))] for i, c in enumerate(ds.class_names)])
+    seed_mean = {key: np.mean([r["per_class"][key] for r in runs], axis=0).tolist() for key in first["per_class"]}
+    report.per_class_tables(ds.class_names, {first["name"]: first["per_class"], f"mean of {len(runs)} seeds": seed_mean},
+                            leading={"Images": np.bincount(y_val, minlength=len(ds.class_names)).tolist()})
     report.figure(confusion, f"Confusion matrix on the validation set, {first['name']} (rows: true class, "
                              "columns: predicted).")
     report.figure(confusion_all, f"Confusion matrix summed over the {len(runs)} seeds: the confusions that "

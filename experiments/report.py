@@ -54,6 +54,9 @@ def _cell(x: Any, digits: int) -> str:
     return fmt(x, digits).replace("|", "\\|").replace("\n", " ")
 
 
+PER_CLASS_METRICS = (("one_vs_rest_accuracy", "One-vs-rest accuracy (TP + TN) / N"), ("recall", "Recall TP / Nₖ"))
+
+
 @dataclasses.dataclass
 class Report:
     """``report.md`` built up in order; every method returns the report, so calls chain."""
@@ -78,6 +81,19 @@ class Report:
     def figure(self, path: str | Path, caption: str) -> Report:
         """A numbered figure; its link is made relative to the folder the report is written to."""
         self.parts.append((Path(path), caption))
+        return self
+
+    def per_class_tables(self, class_names: Sequence[str], columns: dict[str, dict[str, Sequence[float]]],
+                         *, leading: dict[str, Sequence[Any]] | None = None) -> Report:
+        """The two per-class tables, one-vs-rest accuracy (TP + TN)/N and recall TP/Nₖ, named
+        apart: a row per class, a column per entry of ``columns`` (title → a run's ``per_class``
+        dict), after the plain columns in ``leading`` (title → one value per class)."""
+        leading = leading or {}
+        for key, label in PER_CLASS_METRICS:
+            self.text(f"**{label}**")
+            self.table(["Class", *leading, *columns],
+                       [[c, *(values[i] for values in leading.values()), *(pc[key][i] for pc in columns.values())]
+                        for i, c in enumerate(class_names)])
         return self
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, digits: int = 3) -> Report:

@@ -264,11 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         "accuracy (the per-class accuracy the coursework reports), which stays near 0.9 for most classes even "
         "for the collapsed model; and the **recall** TPₖ/Nₖ, the fraction of class k's images classified as k, "
         "which shows the collapse.")
-    for key, label in (("one_vs_rest_accuracy", "One-vs-rest accuracy (TP + TN) / N"), ("recall", "Recall TP / Nₖ")):
-        report.text(f"**{label}**")
-        report.table(["Class", collapsed, proper],
-                     [[cls, by_name[collapsed]["per_class"][key][i], by_name[proper]["per_class"][key][i]]
-                      for i, cls in enumerate(ds.class_names)])
+    report.per_class_tables(ds.class_names, {name: by_name[name]["per_class"] for name in (collapsed, proper)})
 
     rows = [
         ["linear, raw 0..255", REPORTED["linear"], acc("linear", "raw"),

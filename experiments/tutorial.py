@@ -166,10 +166,7 @@ def per_class_section(report: common.Report, study: common.Study, runs: Sequence
         "\"is it k?\" accuracy, which is the per-class accuracy the tutorial reports (with every image "
         "predicted as \"1\", class 0 still scores 1 − 980/10000 = 0.902); and the **recall** "
         "TPₖ/Nₖ, the fraction of class k's images classified as k.")
-    names = [r["name"] for r in runs]
-    for key, label in (("one_vs_rest_accuracy", "One-vs-rest accuracy (TP + TN) / N"), ("recall", "Recall TP / Nₖ")):
-        report.text(f"**{label}**")
-        report.table(["Class", *names], [[c, *(r["per_class"][key][i] for r in runs)] for i, c in enumerate(class_names)])
+    report.per_class_tables(class_names, {r["name"]: r["per_class"] for r in runs})
     for run in runs:
         if confusion_for is not None and run["name"] not in confusion_for:
             continue
