@@ -9,7 +9,7 @@ returns logits, and "nll" / "kl_divergence" apply ``log_softmax`` (argmax is unc
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, plots
+from experiments.lib import plots
+from experiments.lib.config import StudyConfig
+from experiments.lib.report import Report, format_seconds
+from experiments.lib.results import run_record
 from jaxnet import data, engine, mlp, train
 from jaxnet.history import History
 
@@ -27,6 +30,29 @@ MOMENTUM = 0.9
 TUTORIAL_EPOCHS = 15
 INIT_SCHEME = "uniform"
 QUICK_TRAIN, QUICK_TEST = 3000, 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class TutorialConfig(StudyConfig):
+    """The PyTorch tutorial's settings, shared by the studies built on its network."""
+
+    hidden: tuple[int, ...] = HIDDEN
+    """hidden-layer widths"""
+    batch_size: int = BATCH_SIZE
+    """minibatch size"""
+    momentum: float = MOMENTUM
+    """heavy-ball momentum of SGD"""
+    init: str = INIT_SCHEME
+    """weight initialisation (mlp.init scheme; "uniform" is PyTorch's nn.Linear)"""
+    epochs: int = TUTORIAL_EPOCHS
+    """training epochs"""
+    train_images: int = 0
+    """training images, a stratified subset (0: all 60,000)"""
+    test_images: int = 0
+    """test images, a stratified subset (0: all 10,000)"""
+
+    def quick_variant(self):
+        return dataclasses.replace(self, train_images=QUICK_TRAIN, test_images=QUICK_TEST, epochs=1)
 SOURCE = ("the PyTorch-tutorial MNIST study (784-128-64-10 ReLU MLP, log-softmax output, inputs in [−1, 1], "
           "batch 64, SGD with momentum 0.9, 15 epochs), as quoted in the jaxnet issue")
 
@@ -39,13 +65,14 @@ class Data(NamedTuple):
     class_names: list[str]
 
 
-def load_data(args: argparse.Namespace) -> Data:
-    """MNIST as the tutorial prepares it; under --quick a stratified 3,000 / 1,000 subset."""
-    ds = data.load("mnist", data_dir=args.data_dir, manual_dir=args.manual_dir)
+def load_data(config: TutorialConfig, study: Any) -> Data:
+    """MNIST as the tutorial prepares it; ``train_images`` / ``test_images`` > 0 take stratified subsets."""
+    ds = study.load("mnist")
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
-    if args.quick:
-        x_train, y_train = data.stratified_subset(x_train, y_train, QUICK_TRAIN, seed=args.seed)
-        x_test, y_test = data.stratified_subset(x_test, y_test, QUICK_TEST, seed=args.seed)
+    if config.train_images:
+        x_train, y_train = data.stratified_subset(x_train, y_train, config.train_images, seed=config.seed)
+    if config.test_images:
+        x_test, y_test = data.stratified_subset(x_test, y_test, config.test_images, seed=config.seed)
     prep = lambda x: data.flatten(data.normalize(data.scale(x), 0.5, 0.5))  # noqa: E731  ToTensor + Normalize(0.5, 0.5)
     return Data(prep(x_train), np.asarray(y_train), prep(x_test), np.asarray(y_test), list(ds.class_names))
 
@@ -54,15 +81,15 @@ def layer_sizes(hidden: Sequence[int]) -> list[int]:
     return [784, *hidden, 10]
 
 
-def init_fn(hidden: Sequence[int] = HIDDEN) -> Callable[[jax.Array], mlp.Params]:
-    """``key → params`` with PyTorch's ``nn.Linear`` default initialisation."""
+def init_fn(hidden: Sequence[int] = HIDDEN, scheme: str = INIT_SCHEME) -> Callable[[jax.Array], mlp.Params]:
+    """``key → params``; the default scheme is PyTorch's ``nn.Linear`` initialisation."""
     sizes = layer_sizes(hidden)
-    return lambda key: mlp.init(key, sizes, scheme=INIT_SCHEME)
+    return lambda key: mlp.init(key, sizes, scheme=scheme)
 
 
-def optimizer(learning_rate: float) -> Any:
+def optimizer(learning_rate: float, momentum: float = MOMENTUM) -> Any:
     """``torch.optim.SGD(lr, momentum=0.9)``: heavy-ball momentum, no dampening, no weight decay."""
-    return train.make_optimizer("momentum", learning_rate=learning_rate, momentum=MOMENTUM)
+    return train.make_optimizer("momentum", learning_rate=learning_rate, momentum=momentum)
 
 
 def describe_setup(epochs: int, quick: bool, n_train: int, n_test: int) -> str:
@@ -107,41 +134,22 @@ def record(name: str, config: Mapping[str, Any], history: History, params: Any, 
              "most_predicted_fraction": float(predicted.max() / max(predicted.sum(), 1)),
              "dead_unit_fraction": [float(f) for f in dead]}
     per_class = {"recall": test["per_class_recall"], "one_vs_rest_accuracy": test["per_class_one_vs_rest_accuracy"]}
-    return common.run_record(name, config, history.to_dict(), final, per_class=per_class, confusion=confusion,
+    return run_record(name, config, history.to_dict(), final, per_class=per_class, confusion=confusion,
                              seconds=seconds, diverged=history.diverged,
                              diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)))
 
 
-def fit_or_resume(study: common.Study, names: Sequence[str], train_fn: Callable[..., list[dict[str, Any]]],
-                  program: str, *, epochs: int, checkpoints: bool = True) -> list[dict[str, Any]]:
-    """The records of one compiled program (a sweep's members or one fit): from the earlier
-    results.json under --resume if all of them finished with the same epochs and seed, else
-    ``train_fn(checkpoint_dir=..., resume=...)`` (which continues from the newest checkpoint, e.g.
-    to more epochs).
-
-    ``checkpoints=False`` saves no per-epoch checkpoint (``checkpoint_dir=None``): for programs
-    of a few seconds, where an orbax save per epoch (~0.1–0.2 s) costs more than it can save;
-    --resume then restarts such a program from its start.
-    """
-    earlier = {r.get("name"): r for r in (study.previous or {}).get("runs", [])}
-    if all(n in earlier and earlier[n]["config"].get("epochs") == epochs
-           and earlier[n]["config"].get("seed") == study.args.seed for n in names):
-        return [study.previous_run(n) for n in names]
-    directory = study.path(f"checkpoints/{program}") if checkpoints else None
-    return train_fn(checkpoint_dir=directory, resume=bool(study.args.resume) and checkpoints)
-
-
-def test_accuracy_figure(study: common.Study, runs: Sequence[Mapping[str, Any]], filename: str, title: str) -> Path:
+def test_accuracy_figure(out: Path, runs: Sequence[Mapping[str, Any]], filename: str, title: str) -> Path:
     """Test accuracy after every epoch, one line per run."""
-    return plots.line_plot(study.path(filename), {r["name"]: r["history"]["epoch"] for r in runs},
+    return plots.line_plot(out / filename, {r["name"]: r["history"]["epoch"] for r in runs},
                            {r["name"]: r["history"]["test_accuracy"] for r in runs},
                            "epoch", "test accuracy", title)
 
 
-def test_loss_figure(study: common.Study, runs: Sequence[Mapping[str, Any]], filename: str, title: str,
+def test_loss_figure(out: Path, runs: Sequence[Mapping[str, Any]], filename: str, title: str,
                      ylabel: str = "test loss") -> Path:
     """Test-set loss after every epoch, one line per run, log scale (a diverged run's line ends)."""
-    return plots.line_plot(study.path(filename), {r["name"]: r["history"]["epoch"] for r in runs},
+    return plots.line_plot(out / filename, {r["name"]: r["history"]["epoch"] for r in runs},
                            {r["name"]: r["history"]["test_loss"] for r in runs}, "epoch", ylabel, title, logy=True)
 
 
@@ -149,16 +157,16 @@ def summary_rows(runs: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """Run, test accuracy, train accuracy, test loss, diverged, classes predicted, training time."""
     return [[r["name"], r["final"]["test_accuracy"], r["final"]["train_accuracy"], r["final"]["test_loss"],
              ("yes, epoch " + str(r["diverged_epoch"])) if r["diverged"] else "no",
-             r["final"]["classes_predicted"], common.format_seconds(r["seconds"])] for r in runs]
+             r["final"]["classes_predicted"], format_seconds(r["seconds"])] for r in runs]
 
 
 SUMMARY_HEADERS = ["Run", "Test accuracy", "Train accuracy", "Test loss", "Diverged", "Classes predicted",
                    "Training time"]
 
 
-def per_class_section(report: common.Report, study: common.Study, runs: Sequence[Mapping[str, Any]],
+def per_class_section(report: Report, out: Path, runs: Sequence[Mapping[str, Any]],
                       class_names: Sequence[str], *, confusion_for: Sequence[str] | None = None,
-                      prefix: str = "confusion") -> common.Report:
+                      prefix: str = "confusion") -> Report:
     """Per-class one-vs-rest accuracy and recall (a table each, one column per run) and confusion
     matrices (one figure per run in ``confusion_for``, default every run)."""
     report.heading("Per-class results").text(
@@ -171,7 +179,7 @@ def per_class_section(report: common.Report, study: common.Study, runs: Sequence
         if confusion_for is not None and run["name"] not in confusion_for:
             continue
         slug = "".join(ch if ch.isalnum() else "_" for ch in run["name"]).strip("_")
-        path = plots.confusion_matrix(study.path(f"{prefix}_{slug}.png"), run["confusion"], class_names,
+        path = plots.confusion_matrix(out / f"{prefix}_{slug}.png", run["confusion"], class_names,
                                       title=f"{run['name']}: test accuracy {run['final']['test_accuracy']:.3f}")
         report.figure(path, f"Confusion matrix on the test set, {run['name']} (rows: true class, columns: predicted).")
     return report
@@ -182,6 +190,6 @@ def timing_note(runs: Sequence[Mapping[str, Any]], shared: bool) -> str:
     seconds = sum({round(r["seconds"], 6): r["seconds"] for r in runs}.values()) if shared else sum(r["seconds"] for r in runs)
     extra = (" Members of one sweep train together as one vmapped program, so each member's time is its "
              "sweep's wall clock.") if shared else ""
-    return (f"Training times are wall clock including compilation ({common.format_seconds(seconds)} of training "
+    return (f"Training times are wall clock including compilation ({format_seconds(seconds)} of training "
             "in all), on a 2-core CPU that may have been shared with other jobs; they are not the tutorial's "
             "times." + extra)

@@ -28,6 +28,11 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def fmt_epoch(epoch: Any) -> str:
+    """An epoch number as people write it: "60", "12.4"; "—" for None."""
+    return "—" if epoch is None else f"{float(epoch):g}"
+
+
 def format_seconds(seconds: float | None) -> str:
     """"0.4 s", "42.0 s", "3 min 05 s", "1 h 02 min"."""
     if seconds is None:
