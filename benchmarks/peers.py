@@ -1,5 +1,5 @@
-"""The peers jaxnet is measured against: PyTorch eager (idiomatic and tuned) and a NumPy
-hand-written backprop.
+"""The peers jaxnet is measured against: PyTorch (eager idiomatic, eager tuned, and the tuned
+loop under ``torch.compile``) and a NumPy hand-written backprop.
 
 Each ``*_epochs`` function is a generator: it trains for ``epochs`` passes over ``x`` (the
 last ``len(x) mod batch`` examples of each shuffled order dropped, as in jaxnet's engine),
@@ -52,16 +52,24 @@ def _torch_criterion(torch, loss: str, outputs: int):
     raise ValueError(f"no PyTorch criterion for loss {loss!r}")
 
 
+TORCH_STYLES = ("idiomatic", "tuned", "compile")
+
+
 def torch_epochs(x: np.ndarray, y: np.ndarray, test: tuple[np.ndarray, np.ndarray], *, sizes: Sequence[int],
                  hidden: str, loss: str, learning_rate: float, momentum: float, batch_size: int, epochs: int,
-                 seed: int, tuned: bool) -> Iterator[None]:
-    """PyTorch eager training.
+                 seed: int, style: str) -> Iterator[None]:
+    """PyTorch training.
 
-    ``tuned=False`` is the tutorial loop: ``DataLoader(TensorDataset, shuffle=True)``,
-    ``zero_grad()``, ``backward()``, ``step()``. ``tuned=True`` shuffles the whole tensor once
-    per epoch and slices batches from it (no DataLoader, no per-example collation), sets
+    ``style="idiomatic"`` is the tutorial loop: ``DataLoader(TensorDataset, shuffle=True)``,
+    ``zero_grad()``, ``backward()``, ``step()``. ``"tuned"`` shuffles the whole tensor once per
+    epoch and slices batches from it (no DataLoader, no per-example collation), sets
     gradients to None, and uses the fused SGD kernel where this PyTorch has one.
+    ``"compile"`` is the tuned loop with ``torch.compile``: the model and the loss as one
+    compiled function (its backward compiled by AOTAutograd) and the optimizer step compiled
+    too (``foreach`` SGD, which the compiler fuses); the first epoch pays the compilation.
     """
+    if style not in TORCH_STYLES:
+        raise ValueError(f"unknown PyTorch style {style!r}; choose one of {TORCH_STYLES}")
     torch, why = torch_or_none()
     if torch is None:
         raise RuntimeError(why)
@@ -70,7 +78,7 @@ def torch_epochs(x: np.ndarray, y: np.ndarray, test: tuple[np.ndarray, np.ndarra
     criterion = _torch_criterion(torch, loss, sizes[-1])
     features, labels = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
     steps = len(x) // batch_size
-    if not tuned:
+    if style == "idiomatic":
         optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(features, labels),
                                              batch_size=batch_size, shuffle=True, drop_last=True,
@@ -83,10 +91,16 @@ def torch_epochs(x: np.ndarray, y: np.ndarray, test: tuple[np.ndarray, np.ndarra
                 optimizer.step()
             yield
     else:
-        try:
-            optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, fused=True)
-        except (RuntimeError, TypeError, ValueError):
+        if style == "compile":
             optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, foreach=True)
+            loss_of = torch.compile(lambda xb, yb: criterion(model(xb), yb))
+            step = torch.compile(optimizer.step)
+        else:
+            try:
+                optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, fused=True)
+            except (RuntimeError, TypeError, ValueError):
+                optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, foreach=True)
+            loss_of, step = (lambda xb, yb: criterion(model(xb), yb)), optimizer.step
         generator = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator)[: steps * batch_size]
@@ -94,11 +108,10 @@ def torch_epochs(x: np.ndarray, y: np.ndarray, test: tuple[np.ndarray, np.ndarra
             for i in range(steps):
                 xb, yb = xs[i * batch_size:(i + 1) * batch_size], ys[i * batch_size:(i + 1) * batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                batch_loss = criterion(model(xb), yb)
-                batch_loss.backward()
-                optimizer.step()
+                loss_of(xb, yb).backward()
+                step()
             yield
-    with torch.no_grad():
+    with torch.no_grad():  # the eager model (the compiled one shares its parameters)
         predictions = model(torch.from_numpy(np.ascontiguousarray(test[0]))).argmax(dim=1).numpy()
     return float(np.mean(predictions == test[1]))
 

@@ -1,25 +1,29 @@
-"""Training throughput: jaxnet's engine against a plain JAX loop, PyTorch eager and NumPy.
+"""Training throughput: jaxnet's engine against the leanest JAX epoch, a plain jitted-step
+loop, PyTorch (eager and ``torch.compile``) and NumPy.
 
     python -m benchmarks.train_throughput --json bench.json --markdown bench.md
-    python -m benchmarks.train_throughput --quick          # every variant, small data, < 1 min
+    python -m benchmarks.train_throughput --quick          # every variant, small data
+    python -m benchmarks.tables bench.json                 # the README tables from the JSON
 
 Every (workload, variant) pair is a *run* that trains for 1 + ``--rounds`` epochs. All runs
 do their first epoch (warm-up: compilation, one-time setup) one after the other, then the
 timed epochs are interleaved in rounds, A B C … A B C …, so that machine drift hits every
 variant alike. Each round also re-measures the machine's float32 matmul rate (a 2048² square
 product and the network's own matmul shapes). Ratios (speedups, fractions of peak) are
-computed within a round, then summarised by their median over rounds.
+computed within a round, then summarised by their median (and min–max) over rounds.
 
 An epoch is one pass over the training set at batch 128 (60,000 MNIST images: 468 steps,
 the remainder dropped), wall-clock, with every result ready (``jax.block_until_ready``,
-synchronous PyTorch/NumPy). For ``jaxnet_fit`` / ``jaxnet_sweep`` the timed thing is
-:func:`jaxnet.engine.fit` / :func:`~jaxnet.engine.sweep` itself (``eval_train=False``,
-``log=None``, no validation set): it runs in a helper thread whose per-epoch ``callback``
-hands control back to the scheduler, so one epoch of fit is exactly what fit does per epoch.
+synchronous PyTorch/NumPy). ``jaxnet_fit`` times :func:`jaxnet.engine.run_epoch` (the epoch
+:func:`jaxnet.engine.fit` runs, here with ``eval_train=False``, ``log=None`` and no
+validation set); ``jax_scan_minimal`` times :mod:`benchmarks.scan_minimal`'s epoch.
 
-FLOPs are counted as 6 × (weight-matrix entries) × (examples) per epoch: 2 for the forward
-product, 4 for the two backward products; biases, activations, the loss and the optimizer
-are not counted (nor is the first layer's unneeded input gradient subtracted).
+FLOPs are the matrix-product FLOPs a step executes, per example: the forward product
+2·Wₗ for every layer, the weight gradient 2·Wₗ for every layer and the input gradient 2·Wₗ
+for every layer but the first (nobody needs the gradient of the input), Wₗ = fan_in × fan_out.
+Biases, activations, the loss and the optimizer are not counted. The older, nominal
+6·W·N count (which includes the first layer's input gradient) is kept in the JSON as
+``gflop_per_epoch_nominal_6wn`` only.
 """
 from __future__ import annotations
 
@@ -30,63 +34,94 @@ import os
 import platform
 import statistics
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from benchmarks import peers
-from jaxnet import data, engine, mlp, train
+from benchmarks import peers, scan_minimal
+from jaxnet import cnn, data, engine, mlp, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("JAXNET_SHARED", REPO.parent / "shared"))
 BATCH = 128
 MOMENTUM = 0.9
-MEMBERS = 8
+CNN_CHANNELS, CNN_DENSE = (16, 32), 128
 
+FIT_VARIANTS = ("jaxnet_fit", "jaxnet_fit_manual", "jax_scan_minimal", "jax_loop", "torch_idiomatic",
+                "torch_tuned", "torch_compile", "numpy")
+SWEEP_VARIANTS = ("jaxnet_sweep",)
+VARIANTS = FIT_VARIANTS + SWEEP_VARIANTS
+TORCH_VARIANTS = ("torch_idiomatic", "torch_tuned", "torch_compile")
+
+_W1 = dict(sizes=(784, 128, 64, 10), hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01)
 WORKLOADS: dict[str, dict[str, Any]] = {
-    "W1": dict(sizes=(784, 128, 64, 10), hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01,
+    "W1": dict(_W1, variants=FIT_VARIANTS,
                title="784-128-64-10 ReLU, softmax cross-entropy (the PyTorch-tutorial network)"),
     "W2": dict(sizes=(784, 20, 10), hidden="sigmoid", loss="sigmoid_cross_entropy", learning_rate=0.1,
-               title="784-20-10, sigmoid hidden and outputs, summed sigmoid cross-entropy"),
+               variants=FIT_VARIANTS, title="784-20-10, sigmoid hidden and outputs, summed sigmoid cross-entropy"),
     "W3": dict(sizes=(784, 1024, 1024, 10), hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01,
-               title="784-1024-1024-10 ReLU (compute-bound)"),
-    "S8": dict(sizes=(784, 128, 64, 10), hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01,
-               title=f"W1 as one sweep of {MEMBERS} members (learning rates, seeds) in one program"),
+               variants=FIT_VARIANTS, title="784-1024-1024-10 ReLU (compute-bound)"),
+    "S8": dict(_W1, variants=SWEEP_VARIANTS, members=8,
+               title="W1 as one sweep of 8 members (learning rates, seeds) in one program"),
+    "S64": dict(_W1, variants=SWEEP_VARIANTS, members=64,
+                title="W1 as one sweep of 64 members in one program (a GPU target; default on GPUs only)"),
+    "C1": dict(sizes=None, hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01, model="cnn",
+               variants=("jaxnet_fit",),
+               title=f"jaxnet.cnn {cnn.describe(CNN_CHANNELS, CNN_DENSE)} (a GPU target; default on GPUs only)"),
 }
-SWEEP_LEARNING_RATES = tuple(float(v) for v in np.geomspace(0.002, 0.05, MEMBERS).round(4))
-VARIANTS = ("jaxnet_fit", "jaxnet_fit_manual", "jax_loop", "torch_idiomatic", "torch_tuned", "numpy")
-SWEEP_VARIANTS = ("jaxnet_sweep",)
+CPU_WORKLOADS = ("W1", "W2", "W3", "S8")
+GPU_WORKLOADS = CPU_WORKLOADS + ("S64", "C1")
 VARIANT_TITLES = {
-    "jaxnet_fit": "jaxnet `fit`, autodiff gradients",
-    "jaxnet_fit_manual": "jaxnet `fit`, hand-derived gradients (`grad_source=\"manual\"`)",
+    "jaxnet_fit": "jaxnet `engine.run_epoch` (the epoch of `fit`), autodiff gradients",
+    "jaxnet_fit_manual": "the same, hand-derived gradients (`grad_source=\"manual\"`)",
+    "jax_scan_minimal": "`benchmarks/scan_minimal.py`: the leanest correct JAX epoch (one jitted `lax.scan`)",
     "jax_loop": "plain JAX: a jitted step fed NumPy batches from a Python loop",
     "torch_idiomatic": "PyTorch eager, `DataLoader(shuffle=True)`",
     "torch_tuned": "PyTorch eager, pre-shuffled tensors sliced per step, fused SGD",
+    "torch_compile": "the tuned PyTorch loop with `torch.compile` (model + loss, and the optimizer step)",
     "numpy": "NumPy float32, hand-written backprop",
-    "jaxnet_sweep": f"jaxnet `sweep`, {MEMBERS} members vmapped in one program",
+    "jaxnet_sweep": "jaxnet `sweep`: every member vmapped in one program",
 }
-TORCH_VARIANTS = ("torch_idiomatic", "torch_tuned")
 # quick mode: training examples per epoch (steps × 128) per workload, and a test subset
-QUICK_TRAIN = {"W1": 50 * BATCH, "W2": 50 * BATCH, "W3": 10 * BATCH, "S8": 50 * BATCH}
+QUICK_TRAIN = {"W1": 50 * BATCH, "W2": 50 * BATCH, "W3": 10 * BATCH, "S8": 50 * BATCH, "S64": 10 * BATCH,
+               "C1": 10 * BATCH}
 QUICK_TEST = 2000
 SANE_ACCURACY = 0.5  # after the quick mode's training, every variant must beat this on MNIST
+HIDDEN = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+SCAN_MINIMAL_LOSS = {"softmax_cross_entropy": scan_minimal.softmax_ce, "sigmoid_cross_entropy": scan_minimal.sigmoid_ce}
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def members_of(workload: str) -> int:
+    return WORKLOADS[workload].get("members", 1)
+
+
+def sweep_learning_rates(members: int) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.geomspace(0.002, 0.05, members).round(4))
 
 
 def weight_count(sizes) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def executed_flops_per_example(sizes) -> float:
+    """Matrix-product FLOPs of one training example: forward 2·Wₗ and weight gradient 2·Wₗ
+    for every layer, input gradient 2·Wₗ for every layer but the first."""
+    weights = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 4.0 * sum(weights) + 2.0 * sum(weights[1:])
+
+
 def epoch_flops(sizes, examples: int, members: int = 1) -> float:
-    """6 × weights × examples (see the module docstring)."""
-    return 6.0 * weight_count(sizes) * examples * members
+    """Executed matrix-product FLOPs of one epoch (see the module docstring)."""
+    return executed_flops_per_example(sizes) * examples * members
 
 
 def summary(values) -> dict[str, float]:
@@ -94,84 +129,91 @@ def summary(values) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-class _Stop(Exception):
-    """Raised inside a stepped fit/sweep thread to abandon it."""
-
-
-def stepwise(run: Callable[[Callable], Any]) -> Iterator[None]:
-    """Turns ``run(callback)`` (which calls ``callback(...)`` after every epoch) into a
-    generator that yields after every epoch and returns ``run``'s result.
-
-    ``run`` executes in a helper thread that blocks in its callback until the generator is
-    resumed, so each ``next()`` on the generator times exactly one epoch of ``run``.
-    """
-    go, done = threading.Semaphore(0), threading.Semaphore(0)
-    box: dict[str, Any] = {"finished": False, "stop": False}
-
-    def callback(*_):
-        done.release()
-        go.acquire()
-        if box["stop"]:
-            raise _Stop
-
-    def target():
-        try:
-            box["result"] = run(callback)
-        except _Stop:
-            pass
-        except BaseException as error:  # handed to the generator's caller
-            box["error"] = error
-        finally:
-            box["finished"] = True
-            done.release()
-
-    thread = threading.Thread(target=target, daemon=True, name="stepwise")
-    thread.start()
-    try:
-        while True:
-            done.acquire()
-            if "error" in box:
-                raise box["error"]
-            if box["finished"]:
-                return box.get("result")
-            yield
-            go.release()
-    finally:
-        if not box["finished"]:
-            box["stop"] = True
-            go.release()
-            thread.join()
-
-
-def jax_accuracy(params, test, hidden: str) -> float:
+def mlp_accuracy(params, test, hidden: str) -> float:
     logits = mlp.apply(params, jnp.asarray(test[0]), hidden=hidden)
     return float(jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(test[1])))
+
+
+def _has_loop_api() -> bool:
+    return hasattr(engine, "start") and hasattr(engine, "run_epoch")
 
 
 # --- the JAX variants ---------------------------------------------------------------------
 
 
-def jaxnet_fit_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed, grad_source):
-    params = mlp.init(jax.random.PRNGKey(seed), sizes, scheme="uniform")
+def jaxnet_fit_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed, grad_source="autodiff",
+                      model="mlp") -> Iterator[None]:
+    """``engine.start`` once (untimed), then one ``engine.run_epoch`` per yielded epoch."""
+    if model == "cnn":
+        init_fn, apply_fn = cnn.make(CNN_CHANNELS, CNN_DENSE)
+        params = init_fn(jax.random.PRNGKey(seed))
+    else:
+        params, apply_fn = mlp.init(jax.random.PRNGKey(seed), sizes, scheme="uniform"), None
     optimizer = train.make_optimizer("momentum", learning_rate=learning_rate, momentum=MOMENTUM)
-    result = yield from stepwise(lambda callback: engine.fit(
-        params, optimizer, (x, y), epochs=epochs, batch_size=BATCH, hidden=hidden, loss=loss,
-        grad_source=grad_source, seed=seed, eval_train=False, log=None, callback=callback))
-    return jax_accuracy(result.params, test, hidden)
+    settings = dict(epochs=epochs, batch_size=BATCH, hidden=hidden, loss=loss, grad_source=grad_source,
+                    apply_fn=apply_fn, eval_train=False, log=None)
+    if _has_loop_api():
+        state = engine.start(params, optimizer, (x, y), seed=seed, **settings)
+        for _ in range(epochs):
+            state = engine.run_epoch(state)
+            jax.block_until_ready(state.params)
+            yield
+        params = state.params
+    else:  # an engine without the epoch-level API: one fit(epochs=1) call per epoch
+        settings["epochs"], opt_state = 1, None
+        for epoch in range(epochs):
+            result = engine.fit(params, optimizer, (x, y), seed=seed + epoch, opt_state=opt_state, **settings)
+            params, opt_state = result.params, result.opt_state
+            jax.block_until_ready(params)
+            yield
+    if model == "cnn":
+        logits = jnp.concatenate([apply_fn(params, jnp.asarray(test[0][i:i + 2000]))
+                                  for i in range(0, len(test[0]), 2000)])
+        return float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(test[1])))
+    return mlp_accuracy(params, test, hidden)
 
 
-def jaxnet_sweep_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed):
+def jaxnet_sweep_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed,
+                        members: int) -> Iterator[None]:
     del learning_rate  # the members' own
     optimizer = train.make_optimizer("momentum", learning_rate=0.01, momentum=MOMENTUM)
-    seeds = [seed + k for k in range(MEMBERS)]
-    result = yield from stepwise(lambda callback: engine.sweep(
-        lambda key: mlp.init(key, sizes, scheme="uniform"), optimizer, (x, y), epochs=epochs,
-        batch_size=BATCH, learning_rate=SWEEP_LEARNING_RATES, init_seed=seeds, data_seed=seeds, hidden=hidden,
-        loss=loss, eval_train=False, log=None, callback=callback))
-    return [jax_accuracy(result.member(k), test, hidden) for k in range(MEMBERS)]
+    seeds = [seed + k for k in range(members)]
+    settings = dict(batch_size=BATCH, learning_rate=sweep_learning_rates(members), init_seed=seeds,
+                    data_seed=seeds, hidden=hidden, loss=loss, eval_train=False, log=None)
+    init = lambda key: mlp.init(key, sizes, scheme="uniform")  # noqa: E731
+    start_sweep = getattr(engine, "start_sweep", None)
+    if start_sweep is not None and _has_loop_api():
+        state = start_sweep(init, optimizer, (x, y), epochs=epochs, **settings)
+        for _ in range(epochs):
+            state = engine.run_epoch(state)
+            jax.block_until_ready(state.params)
+            yield
+        params = state.params
+    else:  # no epoch-level sweep API: each timed epoch is a whole sweep(epochs=1) call
+        for epoch in range(epochs):
+            result = engine.sweep(init, optimizer, (x, y), epochs=1, **settings)
+            jax.block_until_ready(result.params)
+            yield
+        params = result.params
+    return [mlp_accuracy(jax.tree.map(lambda leaf: leaf[k], params), test, hidden) for k in range(members)]
 
 
-def jax_loop_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed):
+def scan_minimal_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed) -> Iterator[None]:
+    """``benchmarks/scan_minimal.py``: one jitted ``lax.scan`` epoch, optax SGD with momentum."""
+    params = scan_minimal.init(jax.random.PRNGKey(seed), sizes)
+    optimizer = optax.sgd(learning_rate, momentum=MOMENTUM)
+    opt_state = optimizer.init(params)
+    epoch_fn = scan_minimal.make_epoch(optimizer, BATCH, hidden=HIDDEN[hidden], loss=SCAN_MINIMAL_LOSS[loss])
+    key = jax.random.PRNGKey(seed)
+    for epoch in range(epochs):
+        params, opt_state = epoch_fn(params, opt_state, x, y, jax.random.fold_in(key, epoch))
+        jax.block_until_ready(params)
+        yield
+    logits = scan_minimal.apply(params, jnp.asarray(test[0]), HIDDEN[hidden])
+    return float(jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(test[1])))
+
+
+def jax_loop_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed) -> Iterator[None]:
     """What most tutorials do: jit one step, shuffle with NumPy, feed host batches."""
     params = mlp.init(jax.random.PRNGKey(seed), sizes, scheme="uniform")
     optimizer = train.make_optimizer("momentum", learning_rate=learning_rate, momentum=MOMENTUM)
@@ -186,7 +228,7 @@ def jax_loop_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, s
             params, opt_state, _ = step(params, opt_state, train.Batch(x[batch], y[batch]))
         jax.block_until_ready(params)
         yield
-    return jax_accuracy(params, test, hidden)
+    return mlp_accuracy(params, test, hidden)
 
 
 def make_run(variant: str, workload: str, arrays: dict, epochs: int, seed: int) -> Iterator[None]:
@@ -195,15 +237,17 @@ def make_run(variant: str, workload: str, arrays: dict, epochs: int, seed: int) 
     common = dict(sizes=spec["sizes"], hidden=spec["hidden"], loss=spec["loss"],
                   learning_rate=spec["learning_rate"], epochs=epochs, seed=seed)
     if variant in ("jaxnet_fit", "jaxnet_fit_manual"):
-        return jaxnet_fit_epochs(x_dev, y_dev, test, **common,
+        return jaxnet_fit_epochs(x_dev, y_dev, test, **common, model=spec.get("model", "mlp"),
                                  grad_source="manual" if variant == "jaxnet_fit_manual" else "autodiff")
     if variant == "jaxnet_sweep":
-        return jaxnet_sweep_epochs(x_dev, y_dev, test, **common)
+        return jaxnet_sweep_epochs(x_dev, y_dev, test, **common, members=members_of(workload))
+    if variant == "jax_scan_minimal":
+        return scan_minimal_epochs(x_dev, y_dev, test, **common)
     if variant == "jax_loop":
         return jax_loop_epochs(x, y, test, **common)
     if variant in TORCH_VARIANTS:
         return peers.torch_epochs(x, y, test, **common, momentum=MOMENTUM, batch_size=BATCH,
-                                  tuned=variant == "torch_tuned")
+                                  style=variant.removeprefix("torch_"))
     if variant == "numpy":
         return peers.numpy_epochs(x, y, test, **common, momentum=MOMENTUM, batch_size=BATCH)
     raise ValueError(f"unknown variant {variant!r}")
@@ -296,9 +340,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_info() -> dict[str, Any]:
+    """The accelerator JAX runs on and the host CPU: what a figure was measured on."""
+    devices = jax.devices()
+    return {"platform": devices[0].platform, "device_kind": devices[0].device_kind, "count": len(devices),
+            "host_cpu": _cpu_model(), "host_cores": os.cpu_count()}
+
+
+def describe_device(device: dict[str, Any] | str) -> str:
+    """One line, e.g. "cpu (cpu) × 1; host CPU AMD EPYC, 2 cores"."""
+    if isinstance(device, str):  # the JSON of older runs
+        return device
+    return (f"{device['platform']} ({device['device_kind']}) × {device['count']}; "
+            f"host CPU {device['host_cpu']}, {device['host_cores']} cores")
+
+
 def environment(torch) -> dict[str, Any]:
-    import optax
-    device = jax.devices()[0]
     versions = {"python": platform.python_version(), "jax": jax.__version__,
                 "jaxlib": getattr(jax.lib, "__version__", None) or _dist_version("jaxlib"),
                 "optax": optax.__version__, "numpy": np.__version__,
@@ -310,15 +367,15 @@ def environment(torch) -> dict[str, Any]:
                "jax.device_count": jax.device_count(),
                "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                       "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY",
-                                                      "KMP_BLOCKTIME", "JAX_PLATFORMS")}}
+                                                      "KMP_BLOCKTIME", "JAX_PLATFORMS", "JAX_NUM_CPU_DEVICES",
+                                                      "JAXNET_HOST_DEVICES")}}
     try:
         from threadpoolctl import threadpool_info
         threads["numpy_blas"] = [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}
                                  for info in threadpool_info()]
     except ImportError:
         threads["numpy_blas"] = None
-    return {"device": f"{device.platform.upper()} ({device.device_kind}): {_cpu_model()}",
-            "platform": platform.platform(), "versions": versions, "threads": threads,
+    return {"device": device_info(), "platform": platform.platform(), "versions": versions, "threads": threads,
             "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
@@ -343,15 +400,26 @@ def plan(args, torch_ok: bool) -> tuple[list[tuple[str, str]], list[str]]:
     """The (workload, variant) runs, in round order, and notes about what was left out."""
     notes, runs = [], []
     for workload in args.workloads:
-        for variant in SWEEP_VARIANTS if workload == "S8" else VARIANTS:
+        for variant in WORKLOADS[workload]["variants"]:
             if args.variants and variant not in args.variants:
                 continue
             if variant in TORCH_VARIANTS and not torch_ok:
                 continue
+            if args.quick and variant == "torch_compile" and workload != "W1":
+                continue  # compiling costs 0.5–1 min a workload: quick mode checks it once
             runs.append((workload, variant))
-    if "S8" in args.workloads and ("W1", "jaxnet_fit") not in runs and any(w == "S8" for w, _ in runs):
+    sweeps = [w for w, v in runs if v == "jaxnet_sweep"]
+    if sweeps and ("W1", "jaxnet_fit") not in runs:
         runs.insert(0, ("W1", "jaxnet_fit"))
-        notes.append("W1 jaxnet_fit added: S8's per-member ratio needs the single-model epoch in the same rounds.")
+        notes.append(f"W1 jaxnet_fit added: the {'/'.join(sweeps)} per-member ratio needs the single-model "
+                     "epoch in the same rounds.")
+    if not _has_loop_api():
+        notes.append("jaxnet.engine has no start/run_epoch here: jaxnet_fit is timed as one fit(epochs=1) "
+                     "call per epoch (setup included).")
+    if sweeps and not (_has_loop_api() and hasattr(engine, "start_sweep")):
+        notes.append("jaxnet_sweep: no epoch-level sweep API in jaxnet.engine, so each timed epoch is a whole "
+                     "engine.sweep(epochs=1) call (member init and placement included; every call starts "
+                     "from fresh parameters).")
     return runs, notes
 
 
@@ -360,41 +428,49 @@ def benchmark(args) -> dict[str, Any]:
     report: dict[str, Any] = {"command": "python -m benchmarks.train_throughput " + " ".join(args.argv),
                               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                               "quick": args.quick, "rounds": args.rounds, "batch_size": BATCH,
-                              "flop_rule": "6 x weight-matrix entries x examples per epoch (biases, activations, "
-                                           "loss and optimizer not counted)",
+                              "flop_rule": "executed matrix-product FLOPs per example: forward 2·W and weight "
+                                           "gradient 2·W for every layer, input gradient 2·W for every layer but "
+                                           "the first (W = fan_in × fan_out); biases, activations, loss and "
+                                           "optimizer not counted",
                               **environment(torch), "notes": []}
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say(f"device: {describe_device(report['device'])}")
     if torch is None:
         report["notes"].append(why)
     runs, notes = plan(args, torch is not None)
     report["notes"] += notes
     if not runs:
-        raise SystemExit("nothing to run: check --workloads and --variants")
+        raise SystemExit("error: nothing to run — check --workloads and --variants")
     x, y, x_test, y_test = load_mnist(args)
     test = (x_test[:QUICK_TEST], y_test[:QUICK_TEST]) if args.quick else (x_test, y_test)
     per_workload = {}
     for workload in dict.fromkeys(w for w, _ in runs):
         n = QUICK_TRAIN[workload] if args.quick else len(x)
         xs, ys = np.ascontiguousarray(x[:n]), np.ascontiguousarray(y[:n])
+        test_w = test
+        if WORKLOADS[workload].get("model") == "cnn":
+            xs, test_w = xs.reshape(-1, 28, 28, 1), (test[0].reshape(-1, 28, 28, 1), test[1])
         per_workload[workload] = {"x": xs, "y": ys, "x_dev": jnp.asarray(xs), "y_dev": jnp.asarray(ys),
-                                  "test": test, "examples": (len(xs) // BATCH) * BATCH}
-    report["workloads"] = {w: {"title": WORKLOADS[w]["title"], "sizes": list(WORKLOADS[w]["sizes"]),
-                               "hidden": WORKLOADS[w]["hidden"], "loss": WORKLOADS[w]["loss"],
-                               "learning_rate": (list(SWEEP_LEARNING_RATES) if w == "S8"
-                                                 else WORKLOADS[w]["learning_rate"]),
-                               "momentum": MOMENTUM, "members": MEMBERS if w == "S8" else 1,
-                               "examples_per_epoch": per_workload[w]["examples"],
-                               "steps_per_epoch": per_workload[w]["examples"] // BATCH,
-                               "weights": weight_count(WORKLOADS[w]["sizes"]),
-                               "gflop_per_epoch": epoch_flops(WORKLOADS[w]["sizes"], per_workload[w]["examples"],
-                                                              MEMBERS if w == "S8" else 1) / 1e9}
-                           for w in per_workload}
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+                                  "test": test_w, "examples": (len(xs) // BATCH) * BATCH}
+    report["workloads"] = {}
+    for w in per_workload:
+        spec, examples, members = WORKLOADS[w], per_workload[w]["examples"], members_of(w)
+        sizes = spec["sizes"]
+        report["workloads"][w] = {
+            "title": spec["title"], "sizes": list(sizes) if sizes else None, "hidden": spec["hidden"],
+            "loss": spec["loss"], "momentum": MOMENTUM, "members": members,
+            "learning_rate": list(sweep_learning_rates(members)) if members > 1 else spec["learning_rate"],
+            "examples_per_epoch": examples, "steps_per_epoch": examples // BATCH,
+            "weights": weight_count(sizes) if sizes else None,
+            "gflop_per_epoch": epoch_flops(sizes, examples, members) / 1e9 if sizes else None,
+            "gflop_per_epoch_nominal_6wn": 6.0 * weight_count(sizes) * examples * members / 1e9 if sizes else None}
 
-    say(f"matmul peak: compiling ({', '.join(sorted(per_workload))} shapes) ...")
-    peak = MatmulPeak({w: WORKLOADS[w]["sizes"] for w in per_workload}, size=1024 if args.quick else 2048,
+    networks = {w: WORKLOADS[w]["sizes"] for w in per_workload if WORKLOADS[w]["sizes"]}
+    say(f"matmul peak: compiling ({', '.join(sorted(networks))} shapes) ...")
+    peak = MatmulPeak(networks, size=1024 if args.quick else 2048,
                       reps=2 if args.quick else 3, target_flops=4e8 if args.quick else 4e9)
-    for w in per_workload:  # JAX's one-time costs (the init's random-number programs) out of the first run
-        jax.block_until_ready(mlp.init(jax.random.PRNGKey(0), WORKLOADS[w]["sizes"], scheme="uniform"))
+    for sizes in networks.values():  # JAX's one-time costs (the init's random-number programs) out of the first run
+        jax.block_until_ready(mlp.init(jax.random.PRNGKey(0), sizes, scheme="uniform"))
     epochs = 1 + args.rounds
     generators = {run: make_run(run[1], run[0], per_workload[run[0]], epochs, args.seed) for run in runs}
     first, times, cpu, peaks, accuracy = {}, {run: [] for run in runs}, {run: [] for run in runs}, [], {}
@@ -423,15 +499,66 @@ def benchmark(args) -> dict[str, Any]:
         for gen in generators.values():
             gen.close()
     report["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    report.update(analyse(runs, first, times, cpu, peaks, accuracy, report["workloads"], peak.size))
+    report.update(analyse(runs, first, times, cpu, peaks, accuracy, report["workloads"], peak.size,
+                          report["device"]))
     return report
 
 
-def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: int) -> dict[str, Any]:
+def reanalyse(old: dict[str, Any]) -> dict[str, Any]:
+    """A report recomputed from another report's raw per-round timings with this module's
+    FLOP count, ratios and targets (nothing is re-measured).
+
+    The run's own facts stay: command, date, environment, titles (what was timed then).
+    An older ``device`` string ("CPU (cpu): AMD EPYC") is turned into :func:`device_info`'s
+    fields from what the report recorded.
+    """
+    report = {k: v for k, v in old.items() if k not in ("peak_gflops", "results", "ratios", "targets")}
+    device = old["device"]
+    if isinstance(device, str):
+        head, _, cpu_model = device.partition(": ")
+        platform_name, _, kind = head.partition(" (")
+        device = {"platform": platform_name.lower(), "device_kind": kind.rstrip(")"),
+                  "count": old["threads"].get("jax.device_count"), "host_cpu": cpu_model,
+                  "host_cores": old["threads"].get("os.cpu_count")}
+    report["device"] = device
+    report["flop_rule"] = ("executed matrix-product FLOPs per example: forward 2·W and weight gradient 2·W for every "
+                           "layer, input gradient 2·W for every layer but the first (W = fan_in × fan_out); biases, "
+                           "activations, loss and optimizer not counted")
+    workloads = report["workloads"] = {w: dict(spec) for w, spec in old["workloads"].items()}
+    for spec in workloads.values():
+        if spec.get("sizes"):
+            n = spec["examples_per_epoch"] * spec["members"]
+            spec["gflop_per_epoch"] = epoch_flops(spec["sizes"], n) / 1e9
+            spec["gflop_per_epoch_nominal_6wn"] = 6.0 * weight_count(spec["sizes"]) * n / 1e9
+    runs = [(w, v) for w, variants in old["results"].items() for v in variants]
+    entries = {(w, v): old["results"][w][v] for w, v in runs}
+    times = {run: e["seconds_per_epoch"]["per_round"] for run, e in entries.items()}
+    cpu = {run: e["cpu_seconds_per_epoch"]["per_round"] for run, e in entries.items()}
+    first = {run: e["first_epoch_seconds"] for run, e in entries.items()}
+    accuracy = {run: e.get("member_accuracy", e["accuracy"]) for run, e in entries.items()}
+    report.update(analyse(runs, first, times, cpu, old["peak_gflops"]["per_round"], accuracy, workloads,
+                          old["peak_gflops"]["square_size"], device))
+    for (w, v), entry in entries.items():
+        report["results"][w][v]["title"] = entry["title"]
+    report["reanalysed"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                            "how": "python -m benchmarks.train_throughput --reanalyse <old.json>"}
+    return report
+
+
+def _ratio(times, numerator, denominator, rounds: int, per: float = 1.0) -> dict[str, Any] | None:
+    """seconds(numerator) / (per · seconds(denominator)), round by round; None if one is missing."""
+    if numerator not in times or denominator not in times:
+        return None
+    per_round = [times[numerator][r] / per / times[denominator][r] for r in range(rounds)]
+    return {**summary(per_round), "per_round": per_round}
+
+
+def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: int,
+            device: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-run statistics, within-round ratios and the targets."""
     rounds = len(peaks)
     peak = {"square": summary(p["square"] for p in peaks), "square_size": square_size,
-            "network_shapes": {w: summary(p[w] for p in peaks) for w in workloads},
+            "network_shapes": {w: summary(p[w] for p in peaks) for w in workloads if w in peaks[0]},
             "per_round": peaks}
     results: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -446,9 +573,10 @@ def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: in
             "cpu_seconds_per_epoch": {**summary(cpu[run]), "per_round": cpu[run]},
             "first_epoch_seconds": first[run],
             "compile_seconds": first[run] - statistics.median(t),
-            "gflops": summary(flops / s for s in t),
-            "fraction_of_peak": summary(flops / s / p["square"] for s, p in zip(t, peaks)),
-            "fraction_of_shapes_peak": summary(flops / s / p[workload] for s, p in zip(t, peaks)),
+            "gflops": summary(flops / s for s in t) if flops else None,
+            "fraction_of_peak": summary(flops / s / p["square"] for s, p in zip(t, peaks)) if flops else None,
+            "fraction_of_shapes_peak": (summary(flops / s / p[workload] for s, p in zip(t, peaks))
+                                        if flops and workload in peaks[0] else None),
             "accuracy": acc if not isinstance(acc, list) else min(acc),
         }
         if isinstance(acc, list):
@@ -461,43 +589,61 @@ def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: in
         for a in variants:
             for b in variants:
                 if a != b:
-                    per_round = [times[(workload, b)][r] / times[(workload, a)][r] for r in range(rounds)]
-                    speedups.setdefault(workload, {}).setdefault(a, {})[b] = {**summary(per_round),
-                                                                               "per_round": per_round}
+                    speedups.setdefault(workload, {}).setdefault(a, {})[b] = _ratio(
+                        times, (workload, b), (workload, a), rounds)
     ratios: dict[str, Any] = {"speedup": speedups,
                               "speedup_means": "speedup[W][A][B] = seconds(B) / seconds(A), per round: "
                                                "how many times faster A is than B"}
+    named = {"manual_over_autodiff_seconds": ("jaxnet_fit_manual", "jaxnet_fit"),
+             "fit_over_scan_minimal_seconds": ("jaxnet_fit", "jax_scan_minimal"),
+             "fit_over_numpy_seconds": ("jaxnet_fit", "numpy")}
+    for name, (a, b) in named.items():
+        for workload in results:
+            value = _ratio(times, (workload, a), (workload, b), rounds)
+            if value is not None:
+                ratios.setdefault(name, {})[workload] = value
     for workload in results:
-        if ("jaxnet_fit_manual" in results[workload]) and ("jaxnet_fit" in results[workload]):
-            per_round = [times[(workload, "jaxnet_fit_manual")][r] / times[(workload, "jaxnet_fit")][r]
-                         for r in range(rounds)]
-            ratios.setdefault("manual_over_autodiff_seconds", {})[workload] = {**summary(per_round),
-                                                                                "per_round": per_round}
-    if ("S8", "jaxnet_sweep") in times and ("W1", "jaxnet_fit") in times:
-        per_round = [times[("S8", "jaxnet_sweep")][r] / MEMBERS / times[("W1", "jaxnet_fit")][r]
-                     for r in range(rounds)]
-        ratios["s8_member_over_w1_fit"] = {**summary(per_round), "per_round": per_round}
-    return {"peak_gflops": peak, "results": results, "ratios": ratios, "targets": targets(results, ratios)}
+        members = workloads[workload]["members"]
+        if members > 1:
+            value = _ratio(times, (workload, "jaxnet_sweep"), ("W1", "jaxnet_fit"), rounds, per=members)
+            if value is not None:
+                ratios[f"{workload.lower()}_member_over_w1_fit"] = value
+            value = _ratio(times, (workload, "jaxnet_sweep"), ("W1", "jaxnet_fit"), rounds)
+            if value is not None:
+                ratios[f"{workload.lower()}_sweep_over_w1_fit"] = value
+    return {"peak_gflops": peak, "results": results, "ratios": ratios,
+            "targets": targets(results, ratios, device or {})}
 
 
-def targets(results, ratios) -> list[dict[str, Any]]:
+def targets(results, ratios, device: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value (None: not measured in this run) and whether it is met."""
     out = []
+    on_gpu = isinstance(device, dict) and device.get("platform") == "gpu"
 
     def add(name, value, threshold, higher_is_better):
-        met = None if value is None else (value >= threshold if higher_is_better else value <= threshold)
+        met = None if value is None or threshold is None else (
+            value >= threshold if higher_is_better else value <= threshold)
         out.append({"target": name, "value": value, "threshold": threshold, "met": met})
 
+    def median(entry):
+        return entry["median"] if entry else None
+
     speed = ratios["speedup"].get("W1", {}).get("jaxnet_fit", {})
-    add("W1 jaxnet_fit speedup over torch_idiomatic >= 3.5",
-        speed.get("torch_idiomatic", {}).get("median"), 3.5, True)
-    add("W1 jaxnet_fit speedup over torch_tuned >= 2.5", speed.get("torch_tuned", {}).get("median"), 2.5, True)
+    add("W1 jaxnet_fit speedup over torch_idiomatic >= 3.5", median(speed.get("torch_idiomatic")), 3.5, True)
+    add("W1 jaxnet_fit speedup over torch_tuned >= 2.5", median(speed.get("torch_tuned")), 2.5, True)
     w1 = results.get("W1", {}).get("jaxnet_fit")
-    add("W1 jaxnet_fit fraction of the square-matmul peak >= 0.60",
-        w1["fraction_of_peak"]["median"] if w1 else None, 0.60, True)
+    add("W1 jaxnet_fit executed FLOPs, fraction of the square-matmul peak >= 0.60",
+        median(w1["fraction_of_peak"]) if w1 else None, 0.60, True)
     for workload, value in ratios.get("manual_over_autodiff_seconds", {}).items():
         add(f"{workload} manual/autodiff seconds per epoch <= 1.10", value["median"], 1.10, False)
-    s8 = ratios.get("s8_member_over_w1_fit")
-    add("S8 seconds per member / W1 fit epoch <= 0.60", s8["median"] if s8 else None, 0.60, False)
+    add("S8 seconds per member / W1 fit epoch <= 0.60", median(ratios.get("s8_member_over_w1_fit")), 0.60, False)
+    add("GPU: W1 jaxnet_fit seconds per epoch < 0.020",
+        median(w1["seconds_per_epoch"]) if (w1 and on_gpu) else None, 0.020, False)
+    add("GPU: S64 sweep epoch / W1 fit epoch < 4",
+        median(ratios.get("s64_sweep_over_w1_fit")) if on_gpu else None, 4.0, False)
+    c1 = results.get("C1", {}).get("jaxnet_fit")
+    add("GPU: C1 (CNN) jaxnet_fit seconds per epoch (recorded; no threshold set)",
+        median(c1["seconds_per_epoch"]) if (c1 and on_gpu) else None, None, False)
     return out
 
 
@@ -505,62 +651,9 @@ def targets(results, ratios) -> list[dict[str, Any]]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    env, threads = report["versions"], report["threads"]
-    lines = [
-        f"Run `{report['command']}` on {report['date']}"
-        + (" (**--quick**: tiny data, timings meaningless)" if report["quick"] else ""),
-        "",
-        f"- device: {report['device']}; {report['platform']}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in env.items() if v),
-        f"- threads: os.cpu_count {threads['os.cpu_count']}, torch {threads['torch.get_num_threads']} "
-        f"(interop {threads['torch.get_num_interop_threads']}), env "
-        + (", ".join(f"{k}={v}" for k, v in threads["env"].items() if v) or "no thread variables set"),
-        f"- load average at start {_loads(report.get('load_average_start'))}, "
-        f"at end {_loads(report.get('load_average_end'))}",
-        f"- {report['rounds']} timed round(s) after one warm-up epoch per run; median [min–max] over rounds; "
-        f"FLOPs: {report['flop_rule']}",
-        f"- float32 matmul peak: {_stat(report['peak_gflops']['square'], '.1f')} GFLOP/s "
-        f"({report['peak_gflops']['square_size']}² product); "
-        "network shapes: " + ", ".join(f"{w} {_stat(s, '.1f')}" for w, s in
-                                        report["peak_gflops"]["network_shapes"].items()),
-        "",
-        "| workload | variant | s / epoch | CPU s / epoch | first epoch s | GFLOP/s | % of peak | % of shapes peak "
-        "| × torch idiomatic | × torch tuned | × plain JAX | test acc. |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    speed = report["ratios"]["speedup"]
-    for workload, variants in report["results"].items():
-        for variant, r in variants.items():
-            vs = speed.get(workload, {}).get(variant, {})
-            cells = [workload, variant, _stat(r["seconds_per_epoch"], ".3f"),
-                     f"{r['cpu_seconds_per_epoch']['median']:.3f}", f"{r['first_epoch_seconds']:.2f}",
-                     f"{r['gflops']['median']:.1f}", f"{100 * r['fraction_of_peak']['median']:.0f}%",
-                     f"{100 * r['fraction_of_shapes_peak']['median']:.0f}%"]
-            cells += [f"{vs[b]['median']:.2f}×" if b in vs else "–" for b in TORCH_VARIANTS + ("jax_loop",)]
-            cells.append(f"{100 * r['accuracy']:.1f}%" + (" (min of 8)" if "member_accuracy" in r else ""))
-            lines.append("| " + " | ".join(cells) + " |")
-    ratios = report["ratios"]
-    lines += ["", "| target | value | threshold | met |", "|---|---|---|---|"]
-    for t in report["targets"]:
-        value = "not measured" if t["value"] is None else f"{t['value']:.3f}"
-        met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
-        lines.append(f"| {t['target']} | {value} | {t['threshold']} | {met} |")
-    if "s8_member_over_w1_fit" in ratios:
-        s8 = report["results"]["S8"]["jaxnet_sweep"]
-        lines += ["", f"S8: {_stat(s8['seconds_per_epoch'], '.3f')} s per sweep epoch, "
-                      f"{_stat(s8['seconds_per_epoch_per_member'], '.3f')} s per member; per member / W1 fit "
-                      f"epoch {_stat(ratios['s8_member_over_w1_fit'], '.2f')}"]
-    for note in report["notes"]:
-        lines.append(f"\nNote: {note}")
-    return "\n".join(lines) + "\n"
-
-
-def _stat(s: dict[str, float], fmt: str) -> str:
-    return f"{s['median']:{fmt}} [{s['min']:{fmt}}–{s['max']:{fmt}}]"
-
-
-def _loads(values) -> str:
-    return "n/a" if not values else " / ".join(f"{v:.2f}" for v in values)
+    """The full Markdown report (the same text ``benchmarks.tables`` puts in benchmarks/README.md)."""
+    from benchmarks import tables
+    return tables.full(report)
 
 
 def _default_manual_dir() -> Path | None:
@@ -570,17 +663,43 @@ def _default_manual_dir() -> Path | None:
     return fallback if fallback.exists() else None
 
 
+def output_path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written as an output file ("<problem> — <fix>"), or None.
+
+    Creates nothing: the nearest existing folder is probed with a temporary file that is
+    removed at once (``os.access`` alone says yes to root on a read-only mount).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return f"is a directory — give a file name inside it, e.g. {path / 'bench.out'}"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "exists and is not writable — choose another file, or make it writable"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder — choose a path inside a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return (f"cannot write in {folder} ({error.strerror or error}) — choose a writable folder, "
+                f"e.g. {Path(tempfile.gettempdir()) / path.name}")
+    return None
+
+
 def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5; 1 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="small subsets, one round: checks every variant trains (timings meaningless)")
-    p.add_argument("--workloads", default="W1,W2,W3,S8", help="comma-separated (default: %(default)s)")
-    p.add_argument("--variants", default="",
-                   help=f"comma-separated subset of {', '.join(VARIANTS + SWEEP_VARIANTS)} (default: all)")
+    p.add_argument("--workloads", default=None,
+                   help=f"comma-separated subset of {', '.join(WORKLOADS)} (default: {','.join(CPU_WORKLOADS)}; "
+                        f"on a GPU {','.join(GPU_WORKLOADS)})")
+    p.add_argument("--variants", default="", help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
-    p.add_argument("--markdown", type=Path, default=None, help="write the table (Markdown) here")
+    p.add_argument("--markdown", type=Path, default=None, help="write the tables (Markdown) here")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch.set_num_threads (default: os.cpu_count(), every core)")
     p.add_argument("--seed", type=int, default=0)
@@ -589,25 +708,41 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--data-dir", type=Path, default=Path(os.environ["JAXNET_DATA_DIR"])
                    if os.environ.get("JAXNET_DATA_DIR") else None, help="tfds data dir / cache (env JAXNET_DATA_DIR)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--reanalyse", type=Path, default=None, metavar="JSON",
+                   help="measure nothing: recompute FLOPs, ratios and targets from JSON's per-round timings")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    if args.workloads is None:
+        args.workloads = ",".join(GPU_WORKLOADS if jax.default_backend() == "gpu" else CPU_WORKLOADS)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for w in args.workloads:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     for v in args.variants:
-        if v not in VARIANTS + SWEEP_VARIANTS:
-            p.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS + SWEEP_VARIANTS)}")
+        if v not in VARIANTS:
+            p.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    report = benchmark(args)
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        problem = None if path is None else output_path_problem(path)
+        if problem:
+            print(f"error: {flag} {path}: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+    if args.reanalyse is not None:
+        if not args.reanalyse.is_file():
+            print(f"error: --reanalyse {args.reanalyse}: no such file — give a train_throughput --json file",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        report = reanalyse(json.loads(args.reanalyse.read_text()))
+    else:
+        report = benchmark(args)
     table = markdown(report)
     print(table)
     if args.json:

@@ -6,9 +6,12 @@ import sys
 from experiments import STUDIES, available
 
 USAGE = """\
-Run one:    python -m experiments.<name> [--quick] [--out DIR] [--epochs N] [--seed S] [--resume]
-            (default out dir runs/<name>/; `--help` lists a study's own options)
-Run all:    python -m experiments.all [--quick] [--out runs] [--only a,b]   (writes runs/index.md)
+Run one:    python -m experiments.<name> [--quick] [--out DIR] [--<setting> VALUE ...] [--resume]
+            (every setting of a study is a flag: `--help` lists them with their defaults;
+            --config FILE.toml loads a saved setup; --report-only rebuilds the report)
+Your own:   python -m experiments.train --dataset mnist --hidden 128 64 --lambdas 0 0.001 0.01
+Run all:    python -m experiments.all [--quick] [--out runs] [--only a b]   (writes runs/index.md)
+Check:      python -m experiments.check runs   (a full run against experiments/reference.json)
 Main job:   python -m experiments.main [--all]   (the headline studies; `make run`)
 Data:       --manual-dir (MNIST .gz files), --data-dir, --gurmukhi; or JAXNET_MANUAL_DIR,
             JAXNET_DATA_DIR, JAXNET_GURMUKHI."""

@@ -8,34 +8,90 @@ the stopping epoch depends on the order alone.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, plots
+from experiments import lib
+from experiments.lib import mnist, plots
+from experiments.lib.config import SEED_MAX
 from jaxnet import data, engine, mlp, train
 from jaxnet.history import History
 
 NAME = "logistic_regression"
-POSITIVE, NEGATIVE = 2, 3  # label 1 = digit 2, label 0 = digit 3
-LEARNING_RATE, BATCH_SIZE, EVALS_PER_EPOCH, PATIENCE = 0.05, 128, 5, 10
-SHUFFLE_SEEDS = 5
 REPORTED = {"train_loss": 0.065, "val_loss": 0.065, "train_accuracy": 0.979, "val_accuracy": 0.979,
             "stop_fixed": 33, "stop_shuffled": 16}
+SOURCE = "the original study's write-up (final cross-entropy 0.065, accuracy 0.979 / 0.979; stop at epoch 33, 16 when shuffled)"
+PLATEAU = 0.01  # "flat": over the second half, the lowest validation loss falls per epoch by ≤ 1% of its swing within an epoch
+SAWTOOTH = 0.5  # epoch-periodic when a loss changes less over one epoch than this fraction of its check-to-check change
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
-def load_pair(args: Any, n_first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The 2s (label 1) and 3s (label 0) among the first ``n_first`` training images and in the
-    test set, flattened, pixels in [−1, 1]."""
-    ds = data.load("mnist", manual_dir=args.manual_dir, data_dir=args.data_dir)
-    x, y = data.first_n(ds.x_train, ds.y_train, n_first)
-    x_train, y_train = data.binary_pair(x, y, positive=POSITIVE, negative=NEGATIVE)
-    x_val, y_val = data.binary_pair(ds.x_test, ds.y_test, positive=POSITIVE, negative=NEGATIVE)
-    prep = lambda a: data.flatten(data.normalize(data.scale(a), 0.5, 0.5))  # noqa: E731
+@dataclasses.dataclass(frozen=True)
+class Config(lib.StudyConfig):
+    positive: int = 2
+    """the digit that becomes label 1"""
+    negative: int = 3
+    """the digit that becomes label 0"""
+    first_images: int = 20_000
+    """training set: the two digits among the first N MNIST training images (validation: the two digits of the test set)"""
+    pixel_range: tuple[float, float] = (-1.0, 1.0)
+    """pixels mapped linearly from 0..255 onto this range"""
+    init: Literal["zeros", "uniform"] = "zeros"
+    """initial weights: zeros, or U(±1/√784) as PyTorch's nn.Linear"""
+    learning_rate: float = 0.05
+    """SGD learning rate"""
+    batch_size: int = 128
+    """minibatch size"""
+    epochs: int = 200
+    """at most this many epochs (early stopping usually ends sooner)"""
+    evals_per_epoch: int = 5
+    """validation checks per epoch"""
+    patience: int = 10
+    """stop after this many checks without a lower validation loss"""
+    shuffle_seeds: int = 5
+    """reshuffled runs, one per data-order seed: seed, seed + 1, … (one vmapped sweep)"""
+
+    def quick_variant(self) -> Config:
+        return dataclasses.replace(self, first_images=4_000, epochs=3)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        if not (0 <= self.positive <= 9 and 0 <= self.negative <= 9) or self.positive == self.negative:
+            return [("--positive", f"{self.positive} vs {self.negative}", "give two different digits 0–9")]
+        if not 1 <= self.first_images <= mnist.N_TRAIN_IMAGES:
+            return [("--first-images", f"{self.first_images:,}", f"use 1 … {mnist.N_TRAIN_IMAGES:,}")]
+        low, high = self.pixel_range
+        if not low < high:
+            return [("--pixel-range", f"{low:g} {high:g}", "give the low end first, e.g. --pixel-range -1 1")]
+        if not 1 <= self.batch_size <= self.first_images:
+            return [("--batch-size", f"{self.batch_size} with {self.first_images:,} images scanned",
+                     "use a batch smaller than the two digits' share of --first-images (about a fifth)")]
+        if self.evals_per_epoch < 1 or self.patience < 1 or self.shuffle_seeds < 1:
+            return [("--evals-per-epoch", f"{self.evals_per_epoch} checks per epoch, patience {self.patience}, "
+                     f"{self.shuffle_seeds} seeds", "use at least 1 of each")]
+        if self.seed + self.shuffle_seeds - 1 > SEED_MAX:
+            return [("--shuffle-seeds", f"seeds up to {self.seed + self.shuffle_seeds - 1}", "use a smaller --seed")]
+        if not self.learning_rate > 0:
+            return [("--learning-rate", f"{self.learning_rate}", "use a positive learning rate")]
+        return []
+
+
+def load_pair(config: Config, study: lib.Study) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The positive (label 1) and negative (label 0) digits among the first ``first_images`` training
+    images and in the test set, flattened, pixels mapped onto ``pixel_range``."""
+    ds = study.load("mnist")
+    x, y = data.first_n(ds.x_train, ds.y_train, config.first_images)
+    x_train, y_train = data.binary_pair(x, y, positive=config.positive, negative=config.negative)
+    x_val, y_val = data.binary_pair(ds.x_test, ds.y_test, positive=config.positive, negative=config.negative)
+    low, high = config.pixel_range
+    # [0, 1] → [low, high] as (x − mean)/std: (−1, 1) is normalize(·, 0.5, 0.5), PyTorch's Normalize
+    mean, std = -low / (high - low), 1 / (high - low)
+    prep = lambda a: data.flatten(data.normalize(data.scale(a), mean, std))  # noqa: E731
     return prep(x_train), y_train, prep(x_val), y_val
 
 
@@ -44,129 +100,223 @@ def zeros_init(_key: Any = None) -> mlp.Params:
     return [{"w": jnp.zeros((784, 1), jnp.float32), "b": jnp.zeros((1,), jnp.float32)}]
 
 
+def init_fn(config: Config) -> Any:
+    return zeros_init if config.init == "zeros" else (lambda key: mlp.init(key, [784, 1], scheme="uniform"))
+
+
 def final_metrics(history: History, params: Any) -> dict[str, Any]:
-    """The numbers at the stopping check (last parameters), and at the best check."""
-    best = {f"best_{m}": history.at_epoch(m, history.best_epoch)
-            for m in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")} if history.best_epoch else {}
+    """The numbers at the stopping check (last parameters), and at the check of the lowest validation loss."""
+    at_best = {f"{m}_at_lowest_val_loss": history.at_epoch(m, history.best_epoch)
+               for m in METRICS} if history.best_epoch is not None else {}
+    with np.errstate(over="ignore"):  # a diverged run's weights may overflow: recorded as None
+        weight_norm = float(np.sum(np.square(np.asarray(params[0]["w"]))))
     return {"train_accuracy": history.last("train_accuracy"), "val_accuracy": history.last("val_accuracy"),
             "test_accuracy": None, "train_loss": history.last("train_loss"), "val_loss": history.last("val_loss"),
-            "test_loss": None, "stopped_epoch": history.stopped_epoch, "best_epoch": history.best_epoch,
-            "weight_norm": float(np.sum(np.square(np.asarray(params[0]["w"])))), **best}
+            "test_loss": None, "stopped_epoch": history.stopped_epoch, "best_val_loss": history.best_val_loss,
+            "best_val_loss_epoch": history.best_epoch,
+            "weight_norm": weight_norm, **at_best}
 
 
-def record(name: str, config: dict, history: History, params: Any, val_xy, seconds: float) -> dict[str, Any]:
+def record(name: str, config: dict[str, Any], history: History, params: Any, val_xy: tuple, seconds: float,
+           class_names: Sequence[str]) -> dict[str, Any]:
     """The run's record: metrics at the stop and at the best check, confusion matrix on validation."""
-    final = final_metrics(history, params)
     val = engine.evaluate_classifier(params, val_xy, loss="binary_cross_entropy", num_classes=2)
-    return common.run_record(
-        name, config, history.to_dict(), final, seconds=seconds, diverged=history.diverged,
-        diverged_epoch=None if history.diverged_epoch is None else math.ceil(history.diverged_epoch),
-        per_class={"classes": ["3", "2"], "recall": val["per_class_recall"],
+    return lib.run_record(
+        name, config, history.to_dict(), final_metrics(history, params), seconds=seconds, diverged=history.diverged,
+        diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)),
+        per_class={"classes": list(class_names), "recall": val["per_class_recall"],
                    "one_vs_rest_accuracy": val["per_class_one_vs_rest_accuracy"]},
         confusion=val["confusion_matrix"])
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = common.parser(NAME, __doc__, default_epochs=200)
-    p.add_argument("--init", choices=("zeros", "uniform"), default="zeros",
-                   help="initial weights: zeros, or U(±1/√784) as PyTorch's nn.Linear (default: %(default)s)")
-    args = p.parse_args(argv)
-    study = common.start(NAME, args, argv)
-    max_epochs = common.epochs(args, quick=3)
-    n_first = 4000 if args.quick else 20000
-    x_train, y_train, x_val, y_val = load_pair(args, n_first)
+def seeds_of(config: Config) -> list[int]:
+    return [config.seed + k for k in range(config.shuffle_seeds)]
+
+
+def run(config: Config, study: lib.Study) -> dict[str, Any]:
+    """The stored order (one fit), then reshuffled every epoch for every seed (one sweep)."""
+    x_train, y_train, x_val, y_val = load_pair(config, study)
     train_xy, val_xy = (x_train, y_train), (x_val, y_val)
-    study.log(f"{len(x_train)} training and {len(x_val)} validation images (2 vs 3), up to {max_epochs} epochs")
-    init = zeros_init if args.init == "zeros" else (lambda key: mlp.init(key, [784, 1], scheme="uniform"))  # noqa: E731
-    common_kw = dict(epochs=max_epochs, batch_size=BATCH_SIZE, loss="binary_cross_entropy", val=val_xy,
-                     evals_per_epoch=EVALS_PER_EPOCH, patience=PATIENCE, log=study.log)
-    base = {"train_images": len(x_train), "val_images": len(x_val), "pixels": "[-1, 1]", "init": args.init,
-            "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE, "max_epochs": max_epochs,
-            "evals_per_epoch": EVALS_PER_EPOCH, "patience": PATIENCE, "optimizer": "sgd"}
-    optimizer = train.make_optimizer("sgd", learning_rate=LEARNING_RATE)
-    runs, weights = [], {}
+    class_names = [str(config.negative), str(config.positive)]  # label 0, label 1
+    study.log(f"{len(x_train)} training and {len(x_val)} validation images ({config.positive} vs "
+              f"{config.negative}), up to {config.epochs} epochs")
+    init = init_fn(config)
+    optimizer = train.make_optimizer("sgd", learning_rate=config.learning_rate)
+    shared = dict(epochs=config.epochs, batch_size=config.batch_size, loss="binary_cross_entropy", val=val_xy,
+                  evals_per_epoch=config.evals_per_epoch, patience=config.patience)
+    low, high = config.pixel_range
+    base = {"train_images": len(x_train), "val_images": len(x_val), "positive": config.positive,
+            "negative": config.negative, "first_images": config.first_images, "pixels": f"[{low:g}, {high:g}]",
+            "init": config.init, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
+            "max_epochs": config.epochs, "evals_per_epoch": config.evals_per_epoch, "patience": config.patience,
+            "optimizer": "sgd"}
 
-    # 1. the stored order every epoch
-    name = "stored order"
-    previous = study.previous_run(name)
-    if previous is None:
+    def stored_order(**options: Any) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        fit = engine.fit(init(jax.random.PRNGKey(args.seed)), optimizer, train_xy, shuffle=False,
-                         seed=args.seed, checkpoint_dir=study.path("checkpoints/fixed"), resume=args.resume,
-                         **common_kw)
-        previous = record(name, {**base, "shuffle": False, "seed": args.seed}, fit.history, fit.params,
-                          val_xy, time.perf_counter() - started)
-        weights[name] = np.asarray(fit.params[0]["w"][:, 0])
-    runs.append(previous)
-    study.checkpoint(runs)
-
-    # 2. reshuffled every epoch, for SHUFFLE_SEEDS data-order seeds as one program
-    seeds = [args.seed + k for k in range(SHUFFLE_SEEDS)]
-    names = [f"shuffled, seed {s}" for s in seeds]
-    resumed = [study.previous_run(n) for n in names]
-    if any(r is None for r in resumed):
-        started = time.perf_counter()
-        result = engine.sweep(init, optimizer, train_xy, shuffle=True, init_seed=[args.seed] * len(seeds),
-                              data_seed=seeds, checkpoint_dir=study.path("checkpoints/shuffled"),
-                              resume=args.resume, **common_kw)
+        fit = engine.fit(init(jax.random.PRNGKey(config.seed)), optimizer, train_xy, shuffle=False,
+                         seed=config.seed, **shared, **options)
         seconds = time.perf_counter() - started
-        resumed = [record(n, {**base, "shuffle": True, "seed": s}, h, result.member(k), val_xy,
-                          seconds / len(seeds))
-                   for k, (n, s, h) in enumerate(zip(names, seeds, result.histories))]
-        weights[names[0]] = np.asarray(result.member(0)[0]["w"][:, 0])
-    runs += resumed
+        study.save_arrays("weights_stored_order", w=fit.params[0]["w"][:, 0])
+        return [record("stored order", {**base, "shuffle": False, "seed": config.seed}, fit.history, fit.params,
+                       val_xy, seconds, class_names)]
 
-    fixed, shuffled = runs[0], runs[1]
-    curves = plots.learning_curves(
-        study.path("curves.png"), {"stored order": fixed["history"], f"shuffled every epoch (seed {seeds[0]})":
-                                   shuffled["history"]},
-        "Logistic regression 2 vs 3: train (solid) and validation (dashed)", logy=True)
-    figures = [(curves, "Cross-entropy and accuracy at every check (five per epoch), stored order vs "
-                        "reshuffled every epoch (loss on a log axis); each curve ends where early stopping fired. "
-                        "In the stored order the training curves saw-tooth with a period of one epoch: the same "
-                        "batches come at the same point of every epoch and pull the model the same way each time.")]
-    if weights:
-        titles = [n for n in (name, names[0]) if n in weights]
-        grid = plots.image_grid(study.path("weights.png"), np.stack([weights[t] for t in titles]), shape=(28, 28),
-                                titles=titles, title="Logistic-regression weights (red: evidence for 2, blue: for 3)")
-        figures.append((grid, "The 784 weights as 28×28 images at the stopping check."))
-    stops = [r["final"]["stopped_epoch"] for r in runs[1:]]
-    stop_plot = plots.bar_chart(
-        study.path("stopping_epochs.png"), ["stored order"] + [f"seed {s}" for s in seeds],
-        [fixed["final"]["stopped_epoch"]] + stops, "epoch at which training stopped",
-        "Early stopping: stored order vs reshuffled every epoch (5 seeds)", digits=1)
-    figures.append((stop_plot, "Epoch of the stopping check for the stored order and for five data-order "
-                               "seeds of the shuffled run."))
+    seeds = seeds_of(config)
+    names = [f"shuffled, seed {s}" for s in seeds]
 
-    report = study.report("Logistic regression, 2 vs 3, with early stopping").what_was_run(
-        f"Logistic regression (one output, `binary_cross_entropy`, the bias b as the bias input) on the "
-        f"{len(x_train):,} 2s and 3s among the first {n_first:,} MNIST training images, validated on the "
-        f"{len(x_val):,} 2s and 3s of the test set (label 1 = digit 2). Pixels scaled to [−1, 1]; initial "
-        f"weights: {args.init}. Plain SGD, learning rate {LEARNING_RATE}, batch {BATCH_SIZE}, validation "
-        f"{EVALS_PER_EPOCH} times per epoch, early stopping after {PATIENCE} checks without a lower "
-        f"validation loss (at most {max_epochs} epochs). Run once in the stored order every epoch and, as one "
-        f"vmapped sweep, reshuffled every epoch with data-order seeds {seeds}. The engine drops the last "
-        f"incomplete batch of every epoch ({len(x_train)} = {len(x_train) // BATCH_SIZE}×{BATCH_SIZE} + "
-        f"{len(x_train) % BATCH_SIZE}); with the stored order the same {len(x_train) % BATCH_SIZE} images are "
-        "never seen. There is no separate test set: the validation set is the test set's 2s and 3s. Epochs are "
-        f"fractional: the check after batch j of epoch e is at e − 1 + j/{len(x_train) // BATCH_SIZE}.")
-    for path, caption in figures:
-        report.figure(path, caption)
-    report.heading("Runs").table(
-        ["Run", "Stopped at epoch", "Best epoch", "Train CE", "Val CE", "Train acc", "Val acc", "Val acc (best)"],
-        [[r["name"], r["final"]["stopped_epoch"], r["final"]["best_epoch"], r["final"]["train_loss"],
-          r["final"]["val_loss"], r["final"]["train_accuracy"], r["final"]["val_accuracy"],
-          r["final"]["best_val_accuracy"]] for r in runs], digits=3)
-    f = fixed["final"]
-    spread = f"{min(stops):.1f}–{max(stops):.1f}" if all(s is not None for s in stops) else "—"
-    stop_note = ("The stopping epoch sits on a long, almost flat validation plateau, where changes of the "
-                 "loss in the fourth decimal decide it: the five shuffling seeds alone stop between epochs "
-                 f"{spread}. The dropped last batch is not the cause (a one-off loop that keeps it stops at "
-                 "epoch 63 instead of 69); the original's initialisation, data loader and floating-point "
-                 "details are unknown, and any of them can move this point by tens of epochs.")
+    def shuffled(**options: Any) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        result = engine.sweep(init, optimizer, train_xy, shuffle=True, init_seed=[config.seed] * len(seeds),
+                              data_seed=seeds, **shared, **options)
+        seconds = time.perf_counter() - started
+        study.save_arrays("weights_shuffled", w=result.member(0)[0]["w"][:, 0])
+        return [record(n, {**base, "shuffle": True, "seed": s}, h, result.member(k), val_xy, seconds / len(seeds),
+                       class_names) for k, (n, s, h) in enumerate(zip(names, seeds, result.histories))]
+
+    runs = study.train("fixed", ["stored order"], stored_order, label="stored order", epochs=config.epochs)
+    study.save_progress(runs)
+    runs += study.train("shuffled", names, shuffled, label=f"shuffled, {len(seeds)} seeds", epochs=config.epochs)
+    study.save_progress(runs)
+    return {"runs": runs, "headline": ("validation accuracy", runs[0]["final"]["val_accuracy"]),
+            "reported": REPORTED, "shuffle_seeds": seeds}
+
+
+# ---------------------------------------------------------------- outcomes, from results alone
+def epochs_text(n: float) -> str:
+    return f"{n:g} epoch" + ("" if n == 1 else "s")
+
+
+def stopping(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored order's stop, the shuffled stops and how many of them come earlier."""
+    fixed, shuffled = results["runs"][0], results["runs"][1:]
+    stored = fixed["final"]["stopped_epoch"]
+    stops = [r["final"]["stopped_epoch"] for r in shuffled]
+    earlier = sum(s is not None and (stored is None or s < stored) for s in stops)
+    finite = [s for s in stops if s is not None]
+    return {"stored": stored, "stops": stops, "earlier": earlier, "n": len(stops),
+            "low": min(finite) if finite else None, "high": max(finite) if finite else None,
+            "all_stopped": len(finite) == len(stops)}
+
+
+def comparison_sentence(results: Mapping[str, Any]) -> str:
+    """Whether reshuffling stops earlier than the stored order, seed by seed."""
+    s, max_epochs = stopping(results), results["config"]["epochs"]
+    stored = (f"the stored order stops at epoch {s['stored']:.1f}" if s["stored"] is not None else
+              f"the stored order does not stop within {epochs_text(max_epochs)}")
+    unstopped = s["n"] - sum(x is not None for x in s["stops"])
+    if s["low"] is None:
+        shuffled = f"no shuffled run stops within {epochs_text(max_epochs)}"
+    else:
+        at = f"epochs {s['low']:.1f}–{s['high']:.1f}" if s["high"] != s["low"] else f"epoch {s['low']:.1f}"
+        shuffled = f"the shuffled runs at {at}" + (f" ({unstopped} of them run all {epochs_text(max_epochs)})"
+                                                    if unstopped else "")
+    if s["earlier"] == s["n"]:
+        head = f"Reshuffling every epoch stops earlier than the stored order for every seed ({s['n']} of {s['n']})"
+    elif s["earlier"]:
+        head = f"Reshuffling every epoch stops earlier than the stored order for {s['earlier']} of {s['n']} seeds"
+    else:
+        head = f"Reshuffling every epoch does not stop earlier than the stored order for any of the {s['n']} seeds"
+    return f"{head}: {stored}, {shuffled}."
+
+
+def plateau(history: Mapping[str, Any], checks_per_epoch: int) -> dict[str, Any] | None:
+    """How flat the validation loss is where training ended: its minimum, how much the lowest
+    value so far fell over the second half of the run, and its swing over the last epoch's checks."""
+    values = [(e, v) for e, v in zip(history["epoch"], history["val_loss"]) if v is not None]
+    if len(values) < 2:
+        return None
+    epochs_, losses = np.array([e for e, _ in values]), np.array([v for _, v in values])
+    running = np.minimum.accumulate(losses)
+    i_half = int(np.searchsorted(epochs_, epochs_[-1] / 2))
+    last = losses[-checks_per_epoch:]
+    return {"best": float(running[-1]), "best_epoch": float(epochs_[int(np.argmin(losses))]),
+            "end": float(epochs_[-1]), "half": float(epochs_[i_half]), "best_at_half": float(running[i_half]),
+            "drop": float(running[i_half] - running[-1]), "swing": float(last.max() - last.min())}
+
+
+def plateau_sentence(results: Mapping[str, Any]) -> str:
+    """The stored order's validation loss where it stopped, and how much the seeds alone move the stop."""
+    fixed, cfg = results["runs"][0], results["config"]
+    p = plateau(fixed["history"], cfg["evals_per_epoch"])
+    s = stopping(results)
+    if p is None:
+        return "The stored-order run has too few finite checks to describe its validation loss."
+    if s["stored"] is None:
+        return (f"The stored-order run does not stop early within {epochs_text(cfg['epochs'])} (its patience of "
+                f"{cfg['patience']} checks never runs out); its validation loss is lowest ({p['best']:.4f}) at "
+                f"epoch {p['best_epoch']:.1f}.")
+    span = p["end"] - p["half"]
+    per_epoch = p["drop"] / span if span > 0 else 0.0
+    flat = per_epoch <= PLATEAU * p["swing"]
+    ratio = f", {p['swing'] / per_epoch:.0f}× the improvement per epoch" if per_epoch > 0 else ""
+    text = (f"In the stored order the validation loss is lowest ({p['best']:.4f}) at epoch {p['best_epoch']:.1f}. "
+            f"Over the second half of the run, from epoch {p['half']:.1f} to the stop at {p['end']:.1f}, its lowest "
+            f"value so far falls {'only ' if flat else ''}from {p['best_at_half']:.4f} to {p['best']:.4f} ({per_epoch:.1g} per epoch), "
+            f"while within the last epoch it swings by {p['swing']:.3f}{ratio}"
+            + (f": the minimum creeps down a flat stretch, and when {cfg['patience']} checks without a new minimum "
+               "come is decided by differences this small, so the stopping point is fragile"
+               if flat else ": the minimum is still falling clearly when training stops"))
+    if s["n"] > 1 and s["all_stopped"]:
+        text += f". The data order alone moves the shuffled runs' stop by {s['high'] - s['low']:.1f} epochs"
+    return text + "."
+
+
+def epoch_periodicity(history: Mapping[str, Any], checks_per_epoch: int, key: str = "train_loss") -> float | None:
+    """mean |x[t + one epoch] − x[t]| / mean |x[t + 1] − x[t]| over the second half of the run:
+    small when the curve repeats the same pattern every epoch (a saw-tooth); None if too short."""
+    values = np.array([np.nan if v is None else v for v in history[key]], float)
+    values = values[len(values) // 2:]
+    if checks_per_epoch < 2 or len(values) < 3 * checks_per_epoch or not np.isfinite(values).all():
+        return None
+    step = np.mean(np.abs(np.diff(values)))
+    return float(np.mean(np.abs(values[checks_per_epoch:] - values[:-checks_per_epoch])) / step) if step else None
+
+
+def curves_caption(results: Mapping[str, Any]) -> str:
+    """The learning-curve caption: where each curve ends, and whether the stored order repeats every epoch."""
+    fixed, shuffled, cfg = results["runs"][0], results["runs"][1], results["config"]
+    k = cfg["evals_per_epoch"]
+    ends = "; ".join(f"the {r['name']} curve ends where early stopping fired (epoch {r['final']['stopped_epoch']:.1f})"
+                     if r["final"]["stopped_epoch"] is not None else
+                     f"the {r['name']} run did not stop early" for r in (fixed, shuffled))
+    text = (f"Cross-entropy and accuracy at every check ({k} per epoch), stored order vs reshuffled every epoch "
+            f"(loss on a log axis); {ends}.")
+    ratio_fixed = epoch_periodicity(fixed["history"], k)
+    ratio_shuffled = epoch_periodicity(shuffled["history"], k)
+    if ratio_fixed is None:
+        return text
+    measure = (f"over the second half of the run the training loss changes {ratio_fixed:.2f}× as much over one "
+               "epoch as between consecutive checks"
+               + (f" ({ratio_shuffled:.2f}× when reshuffled)" if ratio_shuffled is not None else ""))
+    if ratio_fixed < SAWTOOTH:
+        return text + (f" In the stored order the training curve repeats a saw-tooth with a period of one epoch: "
+                       f"{measure}; the same batches come at the same point of every epoch and pull the model the "
+                       "same way each time.")
+    return text + f" The stored-order training curve shows no one-epoch saw-tooth: {measure}."
+
+
+def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    fixed, shuffled = results["runs"][0], results["runs"][1]
+    f, seed0 = fixed["final"], shuffled["config"]["seed"]
+    s = stopping(results)
     loss_note = "Set by where training stopped (see the stopping-epoch rows)."
-    note = lambda reported, value: loss_note if value is None or abs(value - reported) > 0.01 else None  # noqa: E731
-    report.reported_vs_reproduced([
+    diverged = (f"The stored-order run diverged at epoch {fixed['diverged_epoch']}: not a trained model's value."
+                if fixed["diverged"] else None)
+
+    def note(reported: float, value: float | None) -> str | None:
+        return diverged or (loss_note if value is None or abs(value - reported) > 0.01 else None)
+
+    stored_stop_note = diverged or (
+        plateau_sentence(results) + " The original's initialisation, data loader and floating-point details are "
+        "unknown.")
+    any_diverged = [r["name"] for r in results["runs"] if r["diverged"]]
+    if any_diverged:
+        shuffled_note = f"Diverged: {', '.join(any_diverged)}; no comparison."
+    else:
+        shuffled_note = comparison_sentence(results) + (
+            " As reported, the shuffled run stops earlier." if s["earlier"] == s["n"] else
+            " The report's ordering (shuffled earlier) holds for only some seeds." if s["earlier"] else
+            " The report's ordering (shuffled earlier) is not reproduced.")
+    return [
         ("train cross-entropy (stored order, at stop)", REPORTED["train_loss"], f["train_loss"],
          note(REPORTED["train_loss"], f["train_loss"])),
         ("validation cross-entropy (stored order, at stop)", REPORTED["val_loss"], f["val_loss"],
@@ -175,17 +325,79 @@ def main(argv: list[str] | None = None) -> dict:
          note(REPORTED["train_accuracy"], f["train_accuracy"])),
         ("validation accuracy (stored order, at stop)", REPORTED["val_accuracy"], f["val_accuracy"],
          note(REPORTED["val_accuracy"], f["val_accuracy"])),
-        ("early-stopping epoch, stored order", REPORTED["stop_fixed"], f["stopped_epoch"], stop_note),
-        (f"early-stopping epoch, shuffled (seed {seeds[0]})", REPORTED["stop_shuffled"],
-         shuffled["final"]["stopped_epoch"],
-         "Same plateau. As reported, reshuffling stops much earlier than the stored order for every seed: "
-         "fresh batch orders make the validation loss wobble, so 10 checks without a new minimum come sooner; "
-         "where on the plateau it fires depends on the seed."),
-    ], source="the original study's write-up (final cross-entropy 0.065, accuracy 0.979 / 0.979; stop at "
-              "epoch 33, 16 when shuffled)", digits=3)
-    results = study.results(runs, headline=("validation accuracy", f["val_accuracy"]),
-                            reported=REPORTED, shuffle_seeds=seeds)
-    return study.finish(results, report)
+        ("early-stopping epoch, stored order", REPORTED["stop_fixed"], f["stopped_epoch"], stored_stop_note),
+        (f"early-stopping epoch, shuffled (seed {seed0})", REPORTED["stop_shuffled"], shuffled["final"]["stopped_epoch"],
+         shuffled_note),
+    ]
+
+
+def findings(results: Mapping[str, Any]) -> list[str]:
+    """The report's outcome paragraphs, each worded from the numbers it states."""
+    gone = [r for r in results["runs"] if r["diverged"]]
+    out = []
+    if gone:
+        out.append("**Diverged** (the loss became NaN or inf): " + "; ".join(
+            f"{r['name']} at epoch {r['diverged_epoch']}" + (" (its first: no finite check)"
+                                                             if not r["history"]["epoch"] else "") for r in gone)
+                   + ". Their numbers are not a trained model's; lower --learning-rate.")
+        return out
+    return [comparison_sentence(results), plateau_sentence(results)]
+
+
+def report(results: dict[str, Any], out: Path) -> lib.Report:
+    """report.md and its figures, from results.json and the saved weights."""
+    cfg, runs = results["config"], results["runs"]
+    fixed, shuffled = runs[0], runs[1]
+    seeds = results["shuffle_seeds"]
+    n_train, n_val = fixed["config"]["train_images"], fixed["config"]["val_images"]
+    pos, neg, batch = cfg["positive"], cfg["negative"], cfg["batch_size"]
+    steps = n_train // batch
+    rep = lib.Report(f"Logistic regression, {pos} vs {neg}, with early stopping", quick=results["quick"])
+    rep.what_was_run(
+        f"Logistic regression (one output, `binary_cross_entropy`, the bias b as the bias input) on the "
+        f"{n_train:,} {pos}s and {neg}s among the first {cfg['first_images']:,} MNIST training images, validated on "
+        f"the {n_val:,} {pos}s and {neg}s of the test set (label 1 = digit {pos}). Pixels mapped to "
+        f"{fixed['config']['pixels']}; initial weights: {cfg['init']}. Plain SGD, learning rate {cfg['learning_rate']}, "
+        f"batch {batch}, validation {cfg['evals_per_epoch']} times per epoch, early stopping after {cfg['patience']} "
+        f"checks without a lower validation loss (at most {cfg['epochs']} epochs). Run once in the stored order every "
+        f"epoch and, as one vmapped sweep, reshuffled every epoch with data-order seeds {seeds}. The engine drops the "
+        f"last incomplete batch of every epoch ({n_train} = {steps}×{batch} + {n_train % batch}); with the stored "
+        f"order the same {n_train % batch} images are never seen. There is no separate test set: the validation set "
+        f"is the test set's {pos}s and {neg}s. Epochs are fractional: the check after batch j of epoch e is at "
+        f"e − 1 + j/{steps}.")
+    rep.figure(plots.learning_curves(out / "curves.png", {"stored order": fixed["history"],
+                                                          f"shuffled every epoch (seed {seeds[0]})": shuffled["history"]},
+                                     f"Logistic regression {pos} vs {neg}: train (solid) and validation (dashed)",
+                                     logy=True), curves_caption(results))
+    weights = {title: out / "arrays" / f"{name}.npz" for title, name in
+               (("stored order", "weights_stored_order"), (f"shuffled, seed {seeds[0]}", "weights_shuffled"))}
+    weights = {title: np.load(path)["w"] for title, path in weights.items() if path.exists()}
+    if weights:
+        grid = plots.image_grid(out / "weights.png", np.stack(list(weights.values())), shape=(28, 28),
+                                titles=list(weights), title=f"Logistic-regression weights (red: evidence for {pos}, "
+                                                            f"blue: for {neg})")
+        rep.figure(grid, "The 784 weights as 28×28 images at the end of training.")
+    stop_plot = plots.bar_chart(
+        out / "stopping_epochs.png", ["stored order"] + [f"seed {s}" for s in seeds],
+        [r["final"]["stopped_epoch"] for r in runs], "epoch at which training stopped",
+        f"Early stopping: stored order vs reshuffled every epoch ({len(seeds)} seeds)", digits=1)
+    rep.figure(stop_plot, f"Epoch of the stopping check for the stored order and for the {len(seeds)} data-order "
+                          "seeds of the shuffled run (n/a: did not stop).")
+    rep.heading("Runs").table(
+        ["Run", "Stopped at epoch", "Lowest val CE (epoch)", "Train CE", "Val CE", "Train acc", "Val acc",
+         "Val acc at lowest val CE", "Diverged"],
+        [[r["name"], r["final"]["stopped_epoch"],
+          f"{lib.fmt(r['final']['best_val_loss'], 4)} (epoch {lib.fmt(r['final']['best_val_loss_epoch'], 1)})",
+          r["final"]["train_loss"], r["final"]["val_loss"], r["final"]["train_accuracy"], r["final"]["val_accuracy"],
+          r["final"].get("val_accuracy_at_lowest_val_loss"),
+          f"yes, epoch {r['diverged_epoch']}" if r["diverged"] else "no"] for r in runs], digits=3)
+    for paragraph in findings(results):
+        rep.text(paragraph)
+    return rep.reported_vs_reproduced(reported_rows(results), source=SOURCE, digits=3)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return lib.main(NAME, Config, run, report, argv, description=__doc__, datasets=("mnist",))
 
 
 if __name__ == "__main__":

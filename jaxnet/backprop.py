@@ -3,6 +3,8 @@ docs/backprop.md). Every line quotes the equation it implements; the test suite 
 result equal to ``jax.grad`` and to finite differences in float64."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -57,6 +59,54 @@ def grads(
     return loss_and_grads(params, x, y, hidden=hidden, loss=loss, l2=l2)[2]
 
 
+class Backward(NamedTuple):
+    """What one forward pass and the δ recursion give (see :func:`deltas`)."""
+
+    loss: Array  # the data term of the loss (no penalty), a scalar
+    logits: Array  # zᴴ, (batch, outputs)
+    inputs: list[Array]  # inputs[l] = aˡ⁻¹, the input of layer l, (batch, nₗ₋₁); inputs[0] = x
+    deltas: list[Array]  # deltas[l] = δˡ = ∂L/∂zˡ, (batch, nₗ), 1/B included
+
+
+def deltas(
+    params: mlp.Params,
+    x: Array,
+    y: Array,
+    *,
+    hidden: str = "relu",
+    loss: str = "softmax_cross_entropy",
+) -> Backward:
+    """Every layer's input aˡ⁻¹ and delta δˡ = ∂L/∂zˡ, from one forward pass.
+
+    The batch gradient is ∂L/∂Wˡ = aˡ⁻¹ᵀ δˡ (+ 2λWˡ) and ∂L/∂bˡ = Σₙ δˡₙ; row n of the
+    outer products gives example n's share, so per-example gradients need nothing more.
+
+    Args:
+      params: from :func:`jaxnet.mlp.init`, any depth.
+      x: inputs, shape (batch, inputs).
+      y: integer labels (batch,) or float targets (batch, outputs).
+      hidden: the hidden activation.
+      loss: a name from :data:`jaxnet.losses.LOSSES`.
+    Returns:
+      A :class:`Backward` ``(loss, logits, inputs, deltas)``; ``inputs`` and ``deltas``
+      have one entry per layer, ``deltas[l]`` of shape (batch, nₗ) with the 1/B of the
+      batch mean inside.
+    """
+    losses.check_loss(loss)
+    zs, activations = mlp.forward(params, x, hidden=hidden)
+    logits = zs[-1]
+    losses.check_targets(loss, logits.shape, y)
+    targets = losses.targets(loss, y, logits.shape[-1], logits.dtype)
+    loss_value = losses.objective(loss)(logits, targets)
+    delta = output_delta(loss, logits, targets)
+    deltas_reversed = [delta]
+    for index in reversed(range(1, len(params))):
+        h_prime = mlp.activation_derivative(hidden, zs[index - 1], activations[index])
+        delta = h_prime * (delta @ params[index]["w"].T)  # δˡ⁻¹ = h′(zˡ⁻¹) ⊙ (δˡ Wˡᵀ)
+        deltas_reversed.append(delta)
+    return Backward(loss_value, logits, activations, deltas_reversed[::-1])
+
+
 def loss_and_grads(
     params: mlp.Params,
     x: Array,
@@ -80,21 +130,13 @@ def loss_and_grads(
     Returns:
       ``(loss_value, logits, grads)``; ``grads`` is a pytree shaped like ``params``.
     """
-    losses.check_loss(loss)
-    zs, activations = mlp.forward(params, x, hidden=hidden)
-    logits = zs[-1]
-    losses.check_targets(loss, logits.shape, y)
-    targets = losses.targets(loss, y, logits.shape[-1], logits.dtype)
-    loss_value = losses.objective(loss)(logits, targets) + losses.l2_penalty(params, l2)
-    delta = output_delta(loss, logits, targets)
-    grads_reversed = []
-    for index in reversed(range(len(params))):
-        w = params[index]["w"]
-        grads_reversed.append({
-            "w": activations[index].T @ delta + 2.0 * l2 * w,  # ∂L/∂Wˡ = aˡ⁻¹ᵀ δˡ + 2λWˡ
+    data_loss, logits, inputs, layer_deltas = deltas(params, x, y, hidden=hidden, loss=loss)
+    loss_value = data_loss + losses.l2_penalty(params, l2)
+    grads = [
+        {
+            "w": a.T @ delta + 2.0 * l2 * layer["w"],  # ∂L/∂Wˡ = aˡ⁻¹ᵀ δˡ + 2λWˡ
             "b": jnp.sum(delta, axis=0),  # ∂L/∂bˡ = Σₙ δˡₙ
-        })
-        if index > 0:
-            h_prime = mlp.activation_derivative(hidden, zs[index - 1], activations[index])
-            delta = h_prime * (delta @ w.T)  # δˡ⁻¹ = h′(zˡ⁻¹) ⊙ (δˡ Wˡᵀ)
-    return loss_value, logits, grads_reversed[::-1]
+        }
+        for layer, a, delta in zip(params, inputs, layer_deltas)
+    ]
+    return loss_value, logits, grads

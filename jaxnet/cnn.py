@@ -11,13 +11,20 @@ The engine only needs ``apply(params, x) → logits`` and a pytree of parameters
     params = init_fn(jax.random.PRNGKey(0))
     engine.fit(params, optimizer, (x, y), apply_fn=apply_fn, ...)  # x: (N, 28, 28, 1)
 
-The convolutions are computed as im2col + matrix product by default (``im2col=True``): the
-nine shifted copies of the zero-padded input are stacked along the channel axis and
-multiplied by the kernel reshaped to (9·C_in, C_out). That is the same function as
-``flax.linen.Conv`` with the same parameters (the tests check it), but on XLA:CPU it trains
-several times faster inside the engine's ``lax.scan``: convolutions, and above all their
-gradients, are much slower inside a loop body there (jax-ml/jax#12868), while the matrix
-products and slices of im2col are not. ``im2col=False`` uses ``flax.linen.Conv``.
+How the convolutions are computed depends on the platform (:func:`conv_impl`):
+
+* ``"im2col"`` (CPU): the nine shifted copies of the zero-padded input are stacked along
+  the channel axis and multiplied by the kernel reshaped to (9·C_in, C_out). That is the
+  same function as ``flax.linen.Conv`` with the same parameters (the tests check it), but on
+  XLA:CPU it trains several times faster inside the engine's ``lax.scan``: convolutions,
+  and above all their gradients, are much slower inside a loop body there
+  (jax-ml/jax#12868), while the matrix products and slices of im2col are not.
+* ``"lax"`` (GPU, TPU and every other platform): ``flax.linen.Conv``, i.e.
+  ``lax.conv_general_dilated``, which cuDNN and the TPU compiler implement natively; im2col
+  would there only cost nine times the activation memory.
+
+``make(..., conv="im2col" | "lax")`` overrides the choice. Both give the same parameters,
+so a checkpoint trained with one runs with the other.
 """
 from __future__ import annotations
 
@@ -29,6 +36,23 @@ import jax.numpy as jnp
 
 Array = jax.Array
 Params = Any  # flax variables: {"params": {"conv0": {"kernel", "bias"}, ...}}
+CONV_IMPLS = ("im2col", "lax")
+
+
+def conv_impl(platform: str | None = None) -> str:
+    """The convolution implementation for a platform: "im2col" on CPU, "lax" elsewhere.
+
+    Args:
+      platform: a JAX platform name ("cpu", "gpu", "cuda", "rocm", "tpu", ...; any case);
+        None for the default backend, ``jax.default_backend()``.
+    Returns:
+      "im2col" or "lax" (see the module docstring for why).
+    """
+    if platform is None:
+        platform = jax.default_backend()
+    if not isinstance(platform, str) or not platform.strip():
+        raise ValueError(f"platform must be a JAX platform name such as 'cpu', 'gpu' or 'tpu', got {platform!r}")
+    return "im2col" if platform.strip().lower() == "cpu" else "lax"
 
 
 def patches3x3(x: Array) -> Array:
@@ -59,14 +83,16 @@ class CNN(nn.Module):
     channels: Sequence[int] = (16, 32)
     dense: int = 128
     num_classes: int = 10
-    im2col: bool = True
+    conv: str = "im2col"  # or "lax" (flax.linen.Conv); see conv_impl
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         if x.ndim != 4:
             raise ValueError(f"x has shape {tuple(x.shape)}; the CNN expects images (batch, height, width, channels)")
+        if self.conv not in CONV_IMPLS:
+            raise ValueError(f"unknown conv {self.conv!r}; choose one of {list(CONV_IMPLS)}")
         for k, features in enumerate(self.channels):
-            conv = (Conv3x3(features, name=f"conv{k}") if self.im2col
+            conv = (Conv3x3(features, name=f"conv{k}") if self.conv == "im2col"
                     else nn.Conv(features, kernel_size=(3, 3), padding="SAME", name=f"conv{k}"))
             x = nn.max_pool(nn.relu(conv(x)), window_shape=(2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
@@ -80,7 +106,8 @@ def make(
     num_classes: int = 10,
     input_shape: Sequence[int] = (28, 28, 1),
     *,
-    im2col: bool = True,
+    conv: str | None = None,
+    im2col: bool | None = None,
 ) -> tuple[Callable[[Array], Params], Callable[[Params, Array], Array]]:
     """``(init_fn, apply_fn)`` for a :class:`CNN`.
 
@@ -89,14 +116,23 @@ def make(
       dense: width of the hidden dense layer.
       num_classes: outputs (logits).
       input_shape: (height, width, channels) of one image.
-      im2col: compute the convolutions as im2col + matmul (fast on CPU) or with ``nn.Conv``.
+      conv: "im2col" (im2col + matmul, fast on CPU) or "lax" (``nn.Conv``); None picks
+        :func:`conv_impl` of the default backend.
+      im2col: the older spelling: True is ``conv="im2col"``, False ``conv="lax"``.
     Returns:
       ``init_fn(key) → params`` (flax's default initialisers: LeCun-normal kernels, zero
       biases) and ``apply_fn(params, x) → logits`` for x of shape (batch, *input_shape), both
       jit-compiled (op-by-op flax is slow when called outside a compiled program, e.g. by
       ``engine.evaluate_classifier``; inside one, the inner jit is inlined).
     """
-    model = CNN(channels=tuple(channels), dense=dense, num_classes=num_classes, im2col=im2col)
+    if im2col is not None:
+        if conv is not None and conv != ("im2col" if im2col else "lax"):
+            raise ValueError(f"conv={conv!r} contradicts im2col={im2col}; pass only conv")
+        conv = "im2col" if im2col else "lax"
+    conv = conv_impl() if conv is None else conv
+    if conv not in CONV_IMPLS:
+        raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONV_IMPLS)} or None (by platform)")
+    model = CNN(channels=tuple(channels), dense=dense, num_classes=num_classes, conv=conv)
 
     @jax.jit
     def init_fn(key: Array) -> Params:

@@ -1,4 +1,5 @@
-"""The record of a training run: metrics at every evaluation check, and how it ended."""
+"""The record of a training run: metrics at every evaluation check, probe values, and how
+it ended."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,11 @@ METRICS = (
 class History:
     """Per-check lists (``epoch`` may be fractional when evaluating several times per
     epoch; ``seconds`` is wall-clock time since the run started, compilation included) and
-    the run's outcome. A metric that was not evaluated is None at that check."""
+    the run's outcome. A metric that was not evaluated is None at that check.
+
+    ``probe_epoch`` and ``probes`` hold what a ``probe`` passed to
+    :func:`jaxnet.engine.fit` / :func:`~jaxnet.engine.sweep` measured: ``probes[name][i]``
+    was taken at epoch ``probe_epoch[i]`` (None where it was NaN or inf)."""
 
     epoch: list[float] = dataclasses.field(default_factory=list)
     step: list[int] = dataclasses.field(default_factory=list)
@@ -32,6 +37,8 @@ class History:
     stopped_epoch: float | None = None
     diverged: bool = False
     diverged_epoch: float | None = None
+    probe_epoch: list[float] = dataclasses.field(default_factory=list)
+    probes: dict[str, list[float | None]] = dataclasses.field(default_factory=dict)
 
     def append(self, epoch: float, step: int, seconds: float, values: dict[str, float | None]) -> None:
         """Adds one check; ``values`` maps metric names (:data:`METRICS`) to numbers."""
@@ -41,6 +48,17 @@ class History:
         for name in METRICS:
             value = values.get(name)
             getattr(self, name).append(None if value is None or not math.isfinite(value) else float(value))
+
+    def append_probe(self, epoch: float, values: dict[str, float]) -> None:
+        """Adds one probe measurement; a name not seen before gets None at earlier epochs."""
+        earlier = len(self.probe_epoch)
+        self.probe_epoch.append(float(epoch))
+        for name, value in values.items():
+            column = self.probes.setdefault(name, [None] * earlier)
+            column.append(None if value is None or not math.isfinite(value) else float(value))
+        for name, column in self.probes.items():
+            if len(column) < len(self.probe_epoch):
+                column.append(None)
 
     def last(self, name: str) -> float | None:
         """The newest non-None value of metric ``name``."""
@@ -55,6 +73,7 @@ class History:
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain lists, dicts and numbers (JSON-ready)."""
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -66,7 +85,10 @@ class History:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if "probes" in values:  # copies: the History must not share lists with ``data``
+            values["probes"] = {name: list(column) for name, column in values["probes"].items()}
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> History:

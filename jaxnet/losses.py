@@ -35,8 +35,37 @@ LOSSES = (
 )
 
 
+def _same_shape(name: str, predictions: Array, targets: Array) -> None:
+    """ValueError unless the targets have the predictions' shape (NumPy would broadcast
+    integer labels of shape (B,) against (B, B) logits without a word)."""
+    if jnp.shape(targets) != jnp.shape(predictions):
+        raise ValueError(
+            f"{name} takes targets of shape {tuple(jnp.shape(predictions))} like its input, got "
+            f"{tuple(jnp.shape(targets))}; for integer labels use losses.loss_from_logits or jax.nn.one_hot")
+
+
+def _check_label_range(name: str, labels: Array, low: float, high: float, closed: bool) -> None:
+    """ValueError if concrete ``labels`` fall outside [low, high) ([low, high] if ``closed``);
+    traced labels (under jit, vmap or grad) are left alone, so the losses stay jittable."""
+    if isinstance(labels, jax.core.Tracer):
+        return
+    values = np.asarray(labels)
+    if values.size == 0:
+        return
+    # NumPy, not jnp: under an outer jit a concrete (closed-over) array would give traced
+    # jnp.min/max, and float() of those raises a ConcretizationTypeError.
+    smallest, largest = values.min(), values.max()
+    if not (np.isfinite(smallest) and np.isfinite(largest)) or smallest < low or (
+            largest > high if closed else largest >= high):
+        interval = f"[{low:g}, {high:g}]" if closed else f"[{low:g}, {high:g})"
+        raise ValueError(f"{name}: labels must lie in {interval}; found values from {smallest} to {largest}")
+
+
 def softmax_cross_entropy(logits: Array, onehot: Array) -> Array:
-    """−Σₖ yₖ ln softmax(z)ₖ, averaged over the batch (``optax.softmax_cross_entropy``)."""
+    """−Σₖ yₖ ln softmax(z)ₖ, averaged over the batch (``optax.softmax_cross_entropy``).
+
+    ``onehot`` has the logits' shape (one-hot or soft targets); ValueError otherwise."""
+    _same_shape("softmax_cross_entropy", logits, onehot)
     return jnp.mean(optax.softmax_cross_entropy(logits, onehot))
 
 
@@ -44,12 +73,25 @@ def sigmoid_cross_entropy(logits: Array, targets: Array) -> Array:
     """The multi-label loss −Σₖ yₖ ln σ(zₖ) + (1−yₖ) ln(1−σ(zₖ)), summed over outputs and
     averaged over the batch (built on ``optax.sigmoid_binary_cross_entropy``, which uses
     log-sigmoid, so logits of ±1e4 stay finite)."""
+    _same_shape("sigmoid_cross_entropy", logits, targets)
     return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1))
 
 
 def nll(log_probs: Array, labels: Array) -> Array:
     """Negative log-likelihood −ln pᵧ of integer ``labels`` under ``log_probs`` (PyTorch's
-    ``NLLLoss`` on a ``log_softmax`` output), averaged over the batch."""
+    ``NLLLoss`` on a ``log_softmax`` output), averaged over the batch.
+
+    ``labels``: integers of shape (batch,) in [0, classes). Concrete labels out of range
+    raise ValueError (a label of −1 would otherwise pick the last class, one of `classes`
+    a NaN); traced ones are not checked.
+    """
+    if log_probs.ndim != 2 or jnp.ndim(labels) != 1 or jnp.shape(labels)[0] != log_probs.shape[0]:
+        raise ValueError(f"nll takes log_probs of shape (batch, classes) and labels of shape (batch,), got "
+                         f"{tuple(log_probs.shape)} and {tuple(jnp.shape(labels))}")
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise ValueError(f"nll takes integer class labels, got {jnp.result_type(labels)}; for one-hot or soft "
+                         "targets use kl_divergence or softmax_cross_entropy")
+    _check_label_range("nll", labels, 0, log_probs.shape[-1], closed=False)
     picked = jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=-1)
     return -jnp.mean(picked)
 
@@ -57,6 +99,7 @@ def nll(log_probs: Array, labels: Array) -> Array:
 def mse(outputs: Array, onehot: Array) -> Array:
     """Σₖ (oₖ − yₖ)², averaged over the batch. PyTorch's default ``MSELoss`` is this
     divided by the number of outputs; optax's ``l2_loss`` is half of it."""
+    _same_shape("mse", outputs, onehot)
     return jnp.mean(jnp.sum(optax.squared_error(outputs, onehot), axis=-1))
 
 
@@ -64,12 +107,18 @@ def kl_divergence(log_probs: Array, targets: Array) -> Array:
     """KL(targets ‖ p) = Σₖ tₖ (ln tₖ − ln pₖ), averaged over the batch
     (``optax.kl_divergence``; PyTorch's ``KLDivLoss(reduction="batchmean")``). For one-hot
     targets it equals the cross-entropy."""
+    _same_shape("kl_divergence", log_probs, targets)
     return jnp.mean(optax.kl_divergence(log_probs, targets))
 
 
 def binary_cross_entropy(logits: Array, labels: Array) -> Array:
     """Logistic regression's −[y ln σ(z) + (1−y) ln(1−σ(z))] for one output logit per
-    example (shape (batch,) or (batch, 1)) and labels in {0, 1}, averaged over the batch."""
+    example (shape (batch,) or (batch, 1)) and labels in {0, 1} (or probabilities in
+    [0, 1]; concrete labels outside it raise ValueError), averaged over the batch."""
+    if logits.ndim not in (1, 2) or logits.size != logits.shape[0] or jnp.size(labels) != logits.shape[0]:
+        raise ValueError(f"binary_cross_entropy takes one logit per example, (batch,) or (batch, 1), and "
+                         f"(batch,) labels; got {tuple(logits.shape)} and {tuple(jnp.shape(labels))}")
+    _check_label_range("binary_cross_entropy", labels, 0, 1, closed=True)
     z = logits.reshape(logits.shape[0])
     return jnp.mean(optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype)))
 

@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -65,6 +66,9 @@ def make_optimizer(
       l2: λ of the penalty λ Σ‖Wˡ‖² that the train step adds to the loss.
       momentum: for "momentum" and "nesterov".
       b1, b2: for "adam".
+    Raises:
+      ValueError: an unknown name; a hyperparameter that is NaN or inf, a negative learning
+      rate or λ, or a momentum, b1 or b2 outside [0, 1).
     Returns:
       ``optax.inject_hyperparams(...)``; its state's ``hyperparams`` dict holds
       ``learning_rate``, ``l2`` and the optimizer's own hyperparameters. The same
@@ -72,10 +76,24 @@ def make_optimizer(
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+    numbers = {"l2": l2, **({"b1": b1, "b2": b2} if name == "adam" else {}),
+               **({"momentum": momentum} if name in ("momentum", "nesterov") else {})}
+    if not callable(learning_rate):
+        numbers["learning_rate"] = learning_rate
+    for key, value in numbers.items():
+        try:
+            numbers[key] = value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value}")
     if not callable(learning_rate) and learning_rate < 0:
         raise ValueError(f"learning_rate must be non-negative, got {learning_rate}")
     if l2 < 0:
         raise ValueError(f"l2 (λ) must be non-negative, got {l2}")
+    for key in ("momentum", "b1", "b2"):
+        if key in numbers and not 0 <= numbers[key] < 1:
+            raise ValueError(f"{key} must lie in [0, 1), got {numbers[key]}")
     if name == "sgd":
         return optax.inject_hyperparams(_sgd)(learning_rate=learning_rate, l2=l2)
     if name == "adam":
@@ -121,9 +139,14 @@ def make_loss_and_grads(
     loss: str = "softmax_cross_entropy",
     grad_source: str = "autodiff",
     apply_fn: ApplyFn | None = None,
+    penalty: bool = True,
 ) -> Callable[[Any, Array, Array, Array], tuple[Array, Array, Any]]:
     """``(params, x, y, l2) → (loss, logits, grads)`` from autodiff or from
     :func:`jaxnet.backprop.loss_and_grads`; the loss includes λ Σ‖W‖².
+
+    ``penalty=False`` leaves the λ term out of the program altogether (``l2`` is ignored):
+    for λ = 0 it gives the same numbers without the per-step work of a zero penalty (the
+    engine uses it when every λ is 0; the hand-derived gradients still add 0·W).
 
     ``apply_fn(params, x) → logits`` replaces the MLP (e.g. a flax CNN's ``apply``); its
     gradients come from autodiff, since the hand-derived ones are for the MLP alone.
@@ -135,14 +158,15 @@ def make_loss_and_grads(
         raise ValueError("grad_source='manual' derives gradients for jaxnet.mlp only; use 'autodiff' with apply_fn")
     apply_fn = resolve_apply(hidden, apply_fn)
     if grad_source == "manual":
-        return lambda params, x, y, l2: backprop.loss_and_grads(params, x, y, hidden=hidden, loss=loss, l2=l2)
+        return lambda params, x, y, l2: backprop.loss_and_grads(params, x, y, hidden=hidden, loss=loss,
+                                                                l2=l2 if penalty else 0.0)
     objective = losses.objective(loss)
 
     def total_loss(params, x, y, l2):
         logits = apply_fn(params, x)
         losses.check_targets(loss, logits.shape, y)
         value = objective(logits, losses.targets(loss, y, logits.shape[-1], logits.dtype))
-        return value + losses.l2_penalty(params, l2), logits
+        return (value + losses.l2_penalty(params, l2) if penalty else value), logits
 
     def loss_and_grads(params, x, y, l2):
         (value, logits), grads = jax.value_and_grad(total_loss, has_aux=True)(params, x, y, l2)
@@ -159,6 +183,7 @@ def make_train_step(
     grad_source: str = "autodiff",
     apply_fn: ApplyFn | None = None,
     jit: bool = True,
+    penalty: bool = True,
 ) -> Callable[[mlp.Params, Any, Batch], tuple[mlp.Params, Any, dict[str, Array]]]:
     """One optimisation step.
 
@@ -170,11 +195,14 @@ def make_train_step(
       grad_source: "autodiff" (``jax.grad``) or "manual" (:func:`jaxnet.backprop.grads`).
       apply_fn: another model's ``apply(params, x) → logits`` instead of the MLP.
       jit: compile the step (the engine passes False and compiles a whole epoch instead).
+      penalty: False leaves λ Σ‖W‖² out of the program (as :func:`make_loss_and_grads`);
+        only for optimizers whose λ is 0.
     Returns:
       ``step(params, opt_state, batch) → (params, opt_state, metrics)``; ``metrics`` holds
       the loss (penalty included) and accuracy of the batch *before* the update.
     """
-    loss_and_grads = make_loss_and_grads(hidden=hidden, loss=loss, grad_source=grad_source, apply_fn=apply_fn)
+    loss_and_grads = make_loss_and_grads(hidden=hidden, loss=loss, grad_source=grad_source, apply_fn=apply_fn,
+                                         penalty=penalty)
 
     def step(params, opt_state, batch):
         x, y = batch

@@ -3,6 +3,8 @@
     python tests/engine_worker.py sweep OUT.json                    # every local device
     python tests/engine_worker.py sweep OUT.json PORT N ID          # process ID of N (jax.distributed)
     python tests/engine_worker.py fit CHECKPOINT_DIR                # a run to be killed mid-way
+    python tests/engine_worker.py data_parallel OUT.json            # fit split over every device vs one
+    python tests/engine_worker.py devices OUT.json                  # what `import jaxnet` gave jax
 
 Device counts must be set before jax initializes (``XLA_FLAGS``), and jax.distributed needs
 one process per member of the job, hence subprocesses. ``problem`` and ``sweep_kwargs``
@@ -73,15 +75,59 @@ def fit_kwargs():
 def run_fit(checkpoint_dir: str) -> None:
     from jaxnet import engine
 
+    import time
+
     kwargs = fit_kwargs()
+    # 0.2 s per epoch (the sleep changes nothing else): checkpoints are written in the
+    # background, so without it the 25 tiny epochs end before the first one is on disk
     engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), checkpoint_dir=checkpoint_dir,
-               **kwargs)
+               callback=lambda *_: time.sleep(0.2), **kwargs)
+
+
+def data_parallel_kwargs():
+    """A fit whose batch (48) splits evenly over 1, 2, 3, 4 or 6 devices."""
+    from jaxnet import mlp, train
+
+    x, y = problem(n=240)
+    return dict(params=mlp.init(jax.random.PRNGKey(3), [20, 16, 3]),
+                optimizer=train.make_optimizer("momentum", learning_rate=0.05), train_data=(x, y), epochs=EPOCHS,
+                batch_size=48, val=problem(100, seed=1), seed=5, log=None)
+
+
+def run_data_parallel(out: str) -> None:
+    """fit with data_parallel=True over every local device, and fit on device 0 alone."""
+    from jaxnet import engine
+
+    record = {"devices": jax.device_count()}
+    for name, extra in (("parallel", dict(data_parallel=True)), ("single", dict(devices=jax.devices()[:1]))):
+        kwargs = data_parallel_kwargs()
+        result = engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), **kwargs, **extra)
+        record[name] = {"histories": histories_json([result.history]),
+                        "params": [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(result.params)],
+                        "param_devices": sorted({len(leaf.sharding.device_set) for leaf in jax.tree.leaves(result.params)})}
+    try:
+        kwargs = data_parallel_kwargs() | dict(batch_size=jax.device_count() + 1)
+        engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), data_parallel=True, **kwargs)
+        record["indivisible_batch"] = None
+    except ValueError as error:
+        record["indivisible_batch"] = str(error)
+    with open(out, "w") as f:
+        json.dump(record, f)
 
 
 def main(argv: list[str]) -> None:
     mode = argv[0]
     if mode == "fit":
         run_fit(argv[1])
+        return
+    if mode == "data_parallel":
+        run_data_parallel(argv[1])
+        return
+    if mode == "devices":
+        import jaxnet  # noqa: F401  (the import sets the CPU device count)
+
+        with open(argv[1], "w") as f:
+            json.dump({"devices": jax.device_count(), "platform": jax.devices()[0].platform}, f)
         return
     jax.config.update("jax_enable_x64", True)
     if len(argv) > 2:

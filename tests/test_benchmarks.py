@@ -1,16 +1,22 @@
-"""The throughput benchmark's --quick mode: every variant trains to a sane accuracy and the
-JSON carries the documented keys. No timing assertions (timings of --quick are meaningless)."""
+"""The throughput benchmark: --quick trains every variant to a sane accuracy, the JSON carries
+the documented keys, the FLOP count is the executed one, bad output paths are refused before
+anything runs, and the README tables are what the generator makes of the committed JSON.
+No timing assertions (timings of --quick are meaningless)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from benchmarks import peers, train_throughput
+from benchmarks import peers, tables, train_throughput
 
 REPORT_KEYS = ("command", "date", "quick", "rounds", "batch_size", "flop_rule", "device", "platform", "versions",
                "threads", "load_average_start", "load_average_end", "notes", "workloads", "peak_gflops", "results",
                "ratios", "targets")
 RESULT_KEYS = ("title", "seconds_per_epoch", "first_epoch_seconds", "compile_seconds", "gflops",
                "fraction_of_peak", "fraction_of_shapes_peak", "accuracy")
+DEVICE_KEYS = {"platform", "device_kind", "count", "host_cpu", "host_cores"}
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +34,9 @@ def test_quick_json_has_the_documented_keys(quick_report):
         assert key in report, key
     assert report["quick"] is True
     assert report["versions"]["jax"] and report["threads"]["os.cpu_count"]
+    assert set(report["device"]) == DEVICE_KEYS
+    assert report["device"]["platform"] == train_throughput.jax.devices()[0].platform
+    assert report["device"]["count"] == train_throughput.jax.device_count()
     for key in ("square", "square_size", "network_shapes", "per_round"):
         assert key in report["peak_gflops"]
     for stats in report["peak_gflops"]["network_shapes"].values():
@@ -40,32 +49,50 @@ def test_quick_json_has_the_documented_keys(quick_report):
                 assert key in entry["seconds_per_epoch"]
     for target in report["targets"]:
         assert set(target) == {"target", "value", "threshold", "met"}
-    assert "manual_over_autodiff_seconds" in report["ratios"]
-    assert "s8_member_over_w1_fit" in report["ratios"]
+    for name in ("manual_over_autodiff_seconds", "fit_over_scan_minimal_seconds", "fit_over_numpy_seconds",
+                 "s8_member_over_w1_fit"):
+        assert name in report["ratios"], name
+    # on a CPU the GPU targets are reported as not measured, never as met
+    gpu = [t for t in report["targets"] if t["target"].startswith("GPU")]
+    assert len(gpu) == 3 and all(t["value"] is None and t["met"] is None for t in gpu)
 
 
 def test_quick_runs_every_variant_to_a_sane_accuracy(quick_report):
     report, _ = quick_report
     torch_ok = peers.torch_or_none()[0] is not None
-    expected = {(w, v) for w in ("W1", "W2", "W3") for v in train_throughput.VARIANTS
-                if torch_ok or v not in train_throughput.TORCH_VARIANTS} | {("S8", "jaxnet_sweep")}
+    expected = {(w, v) for w in train_throughput.CPU_WORKLOADS for v in train_throughput.WORKLOADS[w]["variants"]
+                if (torch_ok or v not in train_throughput.TORCH_VARIANTS) and (v != "torch_compile" or w == "W1")}
     ran = {(w, v) for w, variants in report["results"].items() for v in variants}
     assert ran == expected
+    assert {v for _, v in ran} == {v for v in train_throughput.VARIANTS
+                                   if torch_ok or v not in train_throughput.TORCH_VARIANTS}
     if not torch_ok:
         assert any("PyTorch" in note for note in report["notes"])
     for workload, variants in report["results"].items():
         for variant, entry in variants.items():
             assert entry["accuracy"] > train_throughput.SANE_ACCURACY, (workload, variant, entry["accuracy"])
-    assert len(report["results"]["S8"]["jaxnet_sweep"]["member_accuracy"]) == train_throughput.MEMBERS
+    assert len(report["results"]["S8"]["jaxnet_sweep"]["member_accuracy"]) == 8
     # the speedups of one round are reciprocal
     speed = report["ratios"]["speedup"]["W1"]
     assert speed["jaxnet_fit"]["jax_loop"]["median"] * speed["jax_loop"]["jaxnet_fit"]["median"] == pytest.approx(1)
 
 
-def test_quick_markdown_table(quick_report):
-    _, markdown = quick_report
-    assert "| workload | variant |" in markdown and "| W1 | jaxnet_fit |" in markdown
-    assert "| target |" in markdown
+def test_quick_markdown_is_the_generated_report(quick_report):
+    report, markdown = quick_report
+    assert markdown == tables.full(report)
+    assert "| W1 | `jaxnet_fit` |" in markdown and "| target |" in markdown and "--quick" in markdown
+
+
+def test_executed_flops_skip_only_the_first_layers_input_gradient():
+    # W1: W = 784·128, 128·64, 64·10; forward and weight gradient everywhere, input gradient past layer 1
+    weights = [784 * 128, 128 * 64, 64 * 10]
+    assert train_throughput.executed_flops_per_example((784, 128, 64, 10)) == (
+        2 * sum(weights) + 2 * sum(weights) + 2 * sum(weights[1:]))
+    # the same count as the matmuls the peak programme runs for one step, counted independently
+    for sizes in ((784, 128, 64, 10), (784, 20, 10), (784, 1024, 1024, 10)):
+        step = sum(dot[3] for dot in train_throughput.network_dots(sizes))
+        assert step == train_throughput.BATCH * train_throughput.executed_flops_per_example(sizes)
+        assert step < train_throughput.BATCH * 6 * train_throughput.weight_count(sizes)  # below the nominal 6·W·N
 
 
 def test_numpy_gradients_match_jaxnet_backprop():
@@ -85,16 +112,79 @@ def test_numpy_gradients_match_jaxnet_backprop():
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_stepwise_yields_once_per_callback_and_returns_the_result():
-    def run(callback):
-        for epoch in range(3):
-            callback(epoch)
-        return "done"
-    gen = train_throughput.stepwise(run)
-    assert [None for _ in range(3)] == [next(gen) for _ in range(3)]
-    with pytest.raises(StopIteration) as stop:
-        next(gen)
-    assert stop.value.value == "done"
-    abandoned = train_throughput.stepwise(run)  # closing mid-run stops the helper thread
-    next(abandoned)
-    abandoned.close()
+# --- output paths -------------------------------------------------------------------------
+
+
+def _run_benchmark(*args, cwd):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--quick", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_output_paths_are_refused_before_anything_runs(tmp_path):
+    repo = train_throughput.REPO
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for flag, path in (("--json", folder), ("--markdown", a_file / "sub" / "bench.md")):
+        result = _run_benchmark(flag, str(path), cwd=repo)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {flag} {path}: ") and " — " in lines[0], lines
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_output_path_problem(tmp_path):
+    problem = train_throughput.output_path_problem
+    assert problem(tmp_path / "new" / "deeper" / "bench.json") is None  # parents are created at write time
+    assert not (tmp_path / "new").exists()
+    assert "is a directory" in problem(tmp_path)
+    (tmp_path / "f").write_text("")
+    assert "is a file, not a folder" in problem(tmp_path / "f" / "bench.json")
+    if os.geteuid() != 0:  # root writes anywhere, so a read-only folder only stops others
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        try:
+            assert "cannot write in" in problem(locked / "bench.json")
+        finally:
+            locked.chmod(0o755)
+    assert os.listdir(tmp_path) in (["f"], ["f", "locked"], ["locked", "f"])  # the probe left nothing
+
+
+# --- the generated README blocks ----------------------------------------------------------
+
+
+def test_readme_blocks_equal_what_the_committed_json_gives():
+    stale = tables.stale(tables.DEFAULT_JSON)
+    assert stale == [], f"run: python -m benchmarks.tables {tables.DEFAULT_JSON}"
+
+
+def test_readme_quotes_scan_minimal_verbatim():
+    readme = (train_throughput.REPO / "benchmarks" / "README.md").read_text()
+    assert tables.scan_minimal_block(tables.SCAN_MINIMAL.read_text()) in readme
+
+
+def test_committed_json_records_the_device_and_honest_flops():
+    report = json.loads(tables.DEFAULT_JSON.read_text())
+    assert set(report["device"]) == DEVICE_KEYS
+    assert report["flop_rule"].startswith("executed")
+    w1 = report["workloads"]["W1"]
+    assert w1["gflop_per_epoch"] == pytest.approx(
+        train_throughput.executed_flops_per_example(w1["sizes"]) * w1["examples_per_epoch"] / 1e9)
+
+
+def test_replace_block():
+    text = "a\n<!-- t:begin -->\nold\n<!-- t:end -->\nz\n"
+    assert tables.replace_block(text, "t", "new 1\nnew 2\n") == "a\n<!-- t:begin -->\nnew 1\nnew 2\n<!-- t:end -->\nz\n"
+    with pytest.raises(ValueError, match="no <!-- u:begin -->"):
+        tables.replace_block(text, "u", "x")
+
+
+def test_cells_show_the_median_and_the_range():
+    assert tables.stat({"median": 0.3714, "min": 0.3431, "max": 0.6506}) == "0.371 (0.343–0.651)"
+    assert tables.stat(None) == "–"
+    assert tables.percent({"median": 0.57, "min": 0.32, "max": 0.616}) == "57% (32–62%)"

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -159,3 +160,194 @@ def test_a_killed_sweep_resumes_to_the_same_members(tmp_path):
     with pytest.raises(ConfigMismatchError, match="learning_rate"):
         engine.sweep(init, optimizer, (x, y), checkpoint_dir=tmp_path, resume=True,
                      **(kwargs | dict(learning_rate=[0.05, 0.1, 0.2])))
+
+
+# --- cheap, asynchronous saves -----------------------------------------------------------------
+
+
+def small_state(value: float):
+    """A state like the engine's: params, optimizer state, best params and an RNG key."""
+    params = jax.tree.map(lambda leaf: leaf + value, small_net(0))
+    return {"params": params, "opt_state": train.make_optimizer("momentum").init(params), "best_params": params,
+            "data_keys": jax.random.PRNGKey(int(value))}
+
+
+def assert_state(actual, value):
+    assert tree_allclose(actual, small_state(value), rtol=0, atol=0)
+
+
+def test_save_returns_before_writing_and_wait_finishes_the_write(tmp_path):
+    checkpoint.save(tmp_path, 1, small_state(1.0), {"epoch": 1})
+    checkpoint.wait(tmp_path)
+    assert (tmp_path / "1" / "state").is_dir() and (tmp_path / "1" / "meta").is_dir()
+    assert not list(tmp_path.glob("*tmp*"))  # finalized: no temporary directory left
+
+
+def test_reads_wait_for_pending_saves(tmp_path):
+    for epoch in range(1, 6):
+        checkpoint.save(tmp_path, epoch, small_state(float(epoch)), {"epoch": epoch})
+    # no wait(): latest_epoch and restore must see the newest save, complete
+    assert checkpoint.latest_epoch(tmp_path) == 5
+    epoch, state, meta = checkpoint.restore(tmp_path, small_state(0.0))
+    assert (epoch, meta) == (5, {"epoch": 5})
+    assert_state(state, 5.0)
+    steps = sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit())
+    # the newest KEEP = 2 steps (a save still queued when the next one came is superseded by it)
+    assert len(steps) == checkpoint.KEEP and steps[-1] == 5
+
+
+def test_arrays_may_be_donated_right_after_save(tmp_path):
+    """save snapshots the state: the engine donates its buffers to the next epoch at once."""
+    state = small_state(1.0)
+    checkpoint.save(tmp_path, 1, state, {})
+    overwrite = jax.jit(lambda tree: jax.tree.map(lambda leaf: leaf * 0 - 7, tree), donate_argnums=0)
+    jax.block_until_ready(overwrite(state["params"]))
+    _, restored, _ = checkpoint.restore(tmp_path, small_state(0.0))
+    assert_state(restored, 1.0)
+
+
+def test_saving_an_earlier_epoch_replaces_the_later_steps(tmp_path):
+    for epoch in (1, 2, 3):
+        checkpoint.save(tmp_path, epoch, small_state(float(epoch)), {"epoch": epoch})
+    checkpoint.save(tmp_path, 2, small_state(20.0), {"epoch": "again"})  # a run resumed after epoch 1
+    epoch, state, meta = checkpoint.restore(tmp_path, small_state(0.0))
+    assert (epoch, meta) == (2, {"epoch": "again"})
+    assert_state(state, 20.0)
+
+
+def test_an_error_in_a_background_save_is_raised_by_wait(tmp_path):
+    checkpoint.save(tmp_path, 1, {"not an array": object()}, {})
+    with pytest.raises(RuntimeError, match=f"saving a checkpoint to {tmp_path} failed"):
+        checkpoint.wait(tmp_path)
+    checkpoint.save(tmp_path, 1, small_state(1.0), {})  # the directory stays usable
+    assert checkpoint.restore(tmp_path, small_state(0.0))[0] == 1
+
+
+def test_a_process_that_exits_right_after_saving_finishes_the_write(tmp_path):
+    script = ("import sys, jax; from jaxnet import checkpoint, mlp\n"
+              "params = mlp.init(jax.random.PRNGKey(0), [784, 128, 64, 10])\n"
+              "for epoch in (1, 2, 3): checkpoint.save(sys.argv[1], epoch, params, {'epoch': epoch})\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr
+    epoch, params, meta = checkpoint.restore(tmp_path, mlp.init(jax.random.PRNGKey(1), [784, 128, 64, 10]))
+    assert (epoch, meta) == (3, {"epoch": 3})
+    assert tree_allclose(params, mlp.init(jax.random.PRNGKey(0), [784, 128, 64, 10]), rtol=0, atol=0)
+
+
+def test_a_directory_deleted_between_runs_is_recreated(tmp_path):
+    import shutil
+
+    directory = tmp_path / "run"
+    checkpoint.save(directory, 1, small_state(1.0), {})
+    checkpoint.wait(directory)
+    shutil.rmtree(directory)
+    assert checkpoint.latest_epoch(directory) is None
+    checkpoint.save(directory, 1, small_state(2.0), {})
+    assert_state(checkpoint.restore(directory, small_state(0.0))[1], 2.0)
+
+
+# --- unreadable checkpoints ---------------------------------------------------------------------
+
+
+def two_steps(directory):
+    checkpoint.save(directory, 1, small_state(1.0), {"epoch": 1})
+    checkpoint.save(directory, 2, small_state(2.0), {"epoch": 2})
+    checkpoint.wait(directory)
+    return directory / "2"
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def array_file(step_dir):
+    """The largest file holding array data in a step (the arrays are written by tensorstore)."""
+    return max((p for p in (step_dir / "state").rglob("*") if p.is_file() and "/d/" in p.as_posix()),
+               key=lambda p: p.stat().st_size)
+
+
+def assert_falls_back_to_step_1(directory):
+    with pytest.warns(checkpoint.CorruptCheckpointWarning, match=rf"checkpoint step 2 in {directory} is unreadable"):
+        epoch, state, meta = checkpoint.restore(directory, small_state(0.0))
+    assert (epoch, meta) == (1, {"epoch": 1})
+    assert_state(state, 1.0)
+
+
+@pytest.mark.parametrize("damage", ["array file", "meta JSON", "both"])
+def test_a_truncated_newest_step_falls_back_to_the_previous_one(tmp_path, damage):
+    step_dir = two_steps(tmp_path)
+    if damage in ("array file", "both"):
+        truncate(array_file(step_dir))
+    if damage in ("meta JSON", "both"):
+        truncate(step_dir / "meta" / "metadata")
+    assert_falls_back_to_step_1(tmp_path)
+
+
+def test_garbled_meta_json_falls_back_once_with_one_warning(tmp_path):
+    step_dir = two_steps(tmp_path)
+    (step_dir / "meta" / "metadata").write_text('{"epoch": 2, "histories": [{"val_loss": [0.5, ')
+    with pytest.warns(checkpoint.CorruptCheckpointWarning) as caught:
+        assert checkpoint.restore_meta(tmp_path) == (1, {"epoch": 1})
+        assert checkpoint.restore(tmp_path, small_state(0.0))[0] == 1
+    assert len(caught) == 1 and "step 2" in str(caught[0].message)
+
+
+def test_a_silently_altered_array_file_is_caught_by_its_checksum(tmp_path):
+    target = array_file(two_steps(tmp_path))
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed
+    target.write_bytes(bytes(data))
+    assert_falls_back_to_step_1(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's reads cancelled mid-way
+def test_damage_to_any_file_of_the_newest_step_never_restores_wrong_values(tmp_path):
+    """Truncate each file of the newest step in turn: restore gives either exactly step 2 or,
+    with a warning naming it, exactly step 1; never something else, never an exception."""
+    import shutil
+
+    step_dir = two_steps(tmp_path / "original")
+    files = sorted(p.relative_to(step_dir) for p in step_dir.rglob("*") if p.is_file())
+    fell_back = []
+    for k, name in enumerate(files):
+        directory = tmp_path / f"copy{k}"
+        shutil.copytree(tmp_path / "original", directory)
+        truncate(directory / "2" / name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            epoch, state, meta = checkpoint.restore(directory, small_state(0.0))
+        assert (epoch, meta) == (epoch, {"epoch": epoch}) and epoch in (1, 2), name
+        assert_state(state, float(epoch))
+        assert (epoch == 1) == any("step 2" in str(w.message) for w in caught), name
+        fell_back += [str(name)] * (epoch == 1)
+    assert "meta/metadata" in fell_back and str(array_file(step_dir).relative_to(step_dir)) in fell_back
+
+
+def test_no_intact_step_is_an_error_naming_the_directory_and_the_fix(tmp_path):
+    step_dir = two_steps(tmp_path)
+    truncate(step_dir / "meta" / "metadata")
+    truncate(tmp_path / "1" / "meta" / "metadata")
+    with pytest.warns(checkpoint.CorruptCheckpointWarning), \
+            pytest.raises(checkpoint.NoIntactCheckpointError, match=rf"no intact checkpoint in {tmp_path}: steps \[1, 2\]"
+                          r".*run without --resume \(resume=False\) to start afresh"):
+        checkpoint.restore(tmp_path, small_state(0.0))
+
+
+def test_resume_after_the_newest_checkpoint_is_corrupted_ends_like_an_uninterrupted_run(setup, tmp_path):
+    uninterrupted = run(setup, epochs=4)
+    with pytest.raises(Killed):
+        run(setup, epochs=4, checkpoint_dir=tmp_path, callback=kill_at(3))
+    assert checkpoint.latest_epoch(tmp_path) == 2
+    truncate(array_file(tmp_path / "2"))
+    lines = []
+    with pytest.warns(checkpoint.CorruptCheckpointWarning, match="step 2"):
+        resumed = run(setup, epochs=4, checkpoint_dir=tmp_path, resume=True, log=lines.append)
+    assert lines[0] == f"resumed from {tmp_path} after epoch 1"
+    assert_same_run(resumed, uninterrupted)
+    # the damaged step was rewritten: the directory restores cleanly to the end of the run
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert checkpoint.restore(tmp_path, {"params": small_net(3), "opt_state": train.make_optimizer("adam").init(
+            small_net(3)), "best_params": small_net(3), "data_keys": jax.random.PRNGKey(0)})[0] == 4

@@ -1,4 +1,5 @@
-"""jaxnet.cnn: shapes, im2col convolution = flax's Conv, and training through the engine."""
+"""jaxnet.cnn: shapes, im2col convolution = flax's Conv, the choice by platform, and training
+through the engine."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,8 +30,8 @@ def test_rejects_flat_images():
 
 def test_im2col_equals_flax_conv():
     """The same parameters give the same logits with im2col and with nn.Conv, and the same gradients."""
-    init_fast, apply_fast = cnn.make(channels=(3, 5), dense=8, input_shape=(12, 10, 2))
-    _, apply_conv = cnn.make(channels=(3, 5), dense=8, input_shape=(12, 10, 2), im2col=False)
+    init_fast, apply_fast = cnn.make(channels=(3, 5), dense=8, input_shape=(12, 10, 2), conv="im2col")
+    _, apply_conv = cnn.make(channels=(3, 5), dense=8, input_shape=(12, 10, 2), conv="lax")
     params = init_fast(jax.random.PRNGKey(1))
     x = jax.random.normal(jax.random.PRNGKey(2), (4, 12, 10, 2))
     np.testing.assert_allclose(apply_fast(params, x), apply_conv(params, x), rtol=1e-4, atol=1e-5)
@@ -38,6 +39,65 @@ def test_im2col_equals_flax_conv():
     g_fast, g_conv = jax.grad(loss(apply_fast))(params), jax.grad(loss(apply_conv))(params)
     for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_conv)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("platform, expected", [
+    ("cpu", "im2col"), ("CPU", "im2col"), ("gpu", "lax"), ("cuda", "lax"), ("rocm", "lax"), ("tpu", "lax"),
+    ("TPU", "lax"),
+])
+def test_conv_impl_by_platform(platform, expected):
+    assert cnn.conv_impl(platform) == expected
+
+
+def test_conv_impl_defaults_to_the_default_backend():
+    assert cnn.conv_impl() == cnn.conv_impl(jax.default_backend())
+
+
+@pytest.mark.parametrize("platform", ["", "  ", 3])
+def test_conv_impl_rejects_what_is_not_a_platform_name(platform):
+    with pytest.raises(ValueError, match="platform must be a JAX platform name"):
+        cnn.conv_impl(platform)
+
+
+def uses_lax_conv(apply_fn, params, x) -> bool:
+    return "conv_general_dilated" in str(jax.make_jaxpr(apply_fn)(params, x))
+
+
+def test_make_picks_the_platform_implementation_unless_told():
+    x = jnp.zeros((2, 8, 8, 1))
+    init_fn, auto = cnn.make(channels=(2,), dense=4, input_shape=(8, 8, 1))
+    params = init_fn(jax.random.PRNGKey(0))
+    _, as_im2col = cnn.make(channels=(2,), dense=4, input_shape=(8, 8, 1), conv="im2col")
+    _, as_lax = cnn.make(channels=(2,), dense=4, input_shape=(8, 8, 1), conv="lax")
+    assert not uses_lax_conv(as_im2col, params, x)
+    assert uses_lax_conv(as_lax, params, x)
+    assert uses_lax_conv(auto, params, x) == (cnn.conv_impl() == "lax")
+    # the older spelling still works
+    _, old_false = cnn.make(channels=(2,), dense=4, input_shape=(8, 8, 1), im2col=False)
+    _, old_true = cnn.make(channels=(2,), dense=4, input_shape=(8, 8, 1), im2col=True)
+    assert uses_lax_conv(old_false, params, x) and not uses_lax_conv(old_true, params, x)
+
+
+def test_both_implementations_share_parameters_and_outputs():
+    """A model initialised with either implementation runs with the other: same tree, same logits."""
+    shape = (9, 7, 3)
+    init_a, apply_a = cnn.make(channels=(4, 6), dense=8, input_shape=shape, conv="im2col")
+    init_b, apply_b = cnn.make(channels=(4, 6), dense=8, input_shape=shape, conv="lax")
+    params_a, params_b = init_a(jax.random.PRNGKey(3)), init_b(jax.random.PRNGKey(3))
+    assert jax.tree.structure(params_a) == jax.tree.structure(params_b)
+    assert jax.tree.map(jnp.shape, params_a) == jax.tree.map(jnp.shape, params_b)
+    x = jax.random.normal(jax.random.PRNGKey(4), (3, *shape))
+    for params in (params_a, params_b):
+        np.testing.assert_allclose(apply_a(params, x), apply_b(params, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(conv="fft"), r"unknown conv 'fft'; choose one of \['im2col', 'lax'\]"),
+    (dict(conv="lax", im2col=True), "contradicts"),
+])
+def test_make_rejects_an_unknown_or_contradictory_conv(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cnn.make(channels=(2,), dense=4, **kwargs)
 
 
 def test_patches_are_the_3x3_neighbourhoods():

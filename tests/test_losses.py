@@ -213,3 +213,55 @@ def test_integer_labels_must_be_one_dimensional():
 def test_binary_cross_entropy_needs_one_output():
     with pytest.raises(ValueError, match=r"binary_cross_entropy needs a network with 1 output, this one has 3"):
         losses.loss_from_logits("binary_cross_entropy", jnp.asarray(LOGITS, jnp.float32), jnp.asarray([0, 1, 1, 0]))
+
+
+# --- the losses called directly ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 10], ids=["minus-one", "equal-to-classes"])
+def test_nll_refuses_concrete_labels_out_of_range(bad):
+    """−1 would pick the last class, 10 a fill value: both quietly wrong numbers."""
+    log_probs = jax.nn.log_softmax(jnp.zeros((3, 10)))
+    with pytest.raises(ValueError, match=rf"nll: labels must lie in \[0, 10\); found values from {min(bad, 0)} to "
+                                         rf"{max(bad, 2)}"):
+        losses.nll(log_probs, jnp.array([0, 2, bad]))
+
+
+def test_nll_stays_jittable_and_checks_only_concrete_labels():
+    log_probs = jax.nn.log_softmax(jnp.asarray(LOGITS, jnp.float32))
+    labels = jnp.asarray(LABELS)
+    np.testing.assert_allclose(jax.jit(losses.nll)(log_probs, labels), losses.nll(log_probs, labels), rtol=1e-6)
+    grads = jax.grad(losses.nll)(log_probs, labels)  # concrete labels under grad: checked, and fine
+    assert grads.shape == log_probs.shape
+    per_example = jax.vmap(lambda lp, t: losses.nll(lp[None], t[None]))(log_probs, labels)  # traced labels
+    np.testing.assert_allclose(jnp.mean(per_example), losses.nll(log_probs, labels), rtol=1e-6)
+
+
+def test_nll_needs_integer_labels_of_the_batch_length():
+    log_probs = jnp.zeros((B, K))
+    with pytest.raises(ValueError, match="nll takes integer class labels, got float32"):
+        losses.nll(log_probs, jnp.zeros(B, jnp.float32))
+    with pytest.raises(ValueError, match=rf"nll takes log_probs of shape \(batch, classes\) and labels of shape "
+                                         rf"\(batch,\), got \({B}, {K}\) and \({B - 1},\)"):
+        losses.nll(log_probs, jnp.zeros(B - 1, jnp.int32))
+
+
+@pytest.mark.parametrize("labels, found", [([0, 1, 2], "from 0 to 2"), ([-1, 0, 1], "from -1 to 1"),
+                                           ([0.0, 1.5, 1.0], "from 0.0 to 1.5")])
+def test_binary_cross_entropy_refuses_concrete_labels_outside_0_1(labels, found):
+    with pytest.raises(ValueError, match=rf"binary_cross_entropy: labels must lie in \[0, 1\]; found values {found}"):
+        losses.binary_cross_entropy(jnp.zeros(3), jnp.asarray(labels))
+
+
+def test_binary_cross_entropy_accepts_probabilities_and_stays_jittable():
+    z, y = jnp.array([0.3, -1.0, 2.0]), jnp.array([0.0, 0.25, 1.0])
+    np.testing.assert_allclose(jax.jit(losses.binary_cross_entropy)(z, y), losses.binary_cross_entropy(z, y),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse", "kl_divergence"])
+def test_one_hot_losses_refuse_integer_labels_instead_of_broadcasting(name):
+    """With as many classes as examples, (B,) labels would broadcast against (B, B) logits."""
+    square = jnp.zeros((3, 3))
+    with pytest.raises(ValueError, match=rf"{name} takes targets of shape \(3, 3\) like its input, got \(3,\)"):
+        getattr(losses, name)(square, jnp.array([0, 1, 2]))

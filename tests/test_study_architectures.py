@@ -1,28 +1,42 @@
-"""The architectures study: a --quick smoke run and the full run."""
+"""The architectures study: one shared --quick run (schema, config, figures, --report-only,
+computed prose, a CLI override) and the full run (slow)."""
+import copy
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from experiments import architectures as study
-from experiments import common
+from experiments import lib
+from experiments.lib import config as config_lib
+
+ARGV = ["--quick", "--quiet", "--architectures", "128", "128-64"]  # the override: two networks sharing a first layer
 
 
 def _params(sizes: list[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def _check_outputs(out: Path, results: dict) -> dict[tuple, dict]:
-    common.check_results(results)
-    assert common.read_results(out)["complete"] is True
-    report = (out / "report.md").read_text()
-    links = re.findall(r"\]\(([^)]+\.png)\)", report)
+def _links(out: Path) -> list[str]:
+    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("architectures") / "run"
+    argv = [*ARGV, "--out", str(out)]
+    return out, argv, study.main(argv)
+
+
+def _check_outputs(out: Path, results: dict, expected: list[tuple[int, ...]]) -> dict[tuple, dict]:
+    lib.check_results(results)
+    assert lib.read_results(out)["complete"] is True
+    links = _links(out)
     assert {"accuracy_vs_params.png", "test_accuracy_curves.png", "test_loss_curves.png"} <= set(links)
-    expected = list(study.QUICK if results["quick"] else study.ARCHITECTURES)
     assert len([link for link in links if link.startswith("confusion_")]) == len(expected)
     for link in links:
         assert (out / link).exists(), link
-    assert "Reported vs reproduced" in report
     runs = {tuple(r["config"]["hidden"]): r for r in results["runs"]}
     assert list(runs) == expected
     for hidden, run in runs.items():
@@ -31,18 +45,87 @@ def _check_outputs(out: Path, results: dict) -> dict[tuple, dict]:
     return runs
 
 
-def test_quick(tmp_path):
-    out = tmp_path / "architectures"
-    runs = _check_outputs(out, study.main(["--quick", "--out", str(out), "--quiet"]))
-    assert runs[(128, 64)]["final"]["test_accuracy"] > 0.3  # chance is 0.1, after one short epoch
+def test_quick_outputs_and_config(quick):
+    out, argv, results = quick
+    runs = _check_outputs(out, results, [(128,), (128, 64)])
+    config = config_lib.parse(study.Config, argv, prog="test")
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(config))
+    assert results["config_hash"] == lib.config_hash(config)
+    for run in runs.values():  # each run's recorded config is the values that went into the fit
+        assert run["config"]["learning_rate"] == config.learning_rate and run["config"]["epochs"] == config.epochs == 1
+        assert run["config"]["batch_size"] == config.batch_size and run["config"]["loss"] == config.loss
+        assert run["final"]["test_accuracy"] > 0.3  # chance is 0.1, after one short epoch
+    assert "Reported vs reproduced" in (out / "report.md").read_text()
+
+
+def test_cli_override_reaches_the_record(quick):
+    _, _, results = quick
+    assert results["config"]["architectures"] == ["128", "128-64"]
+    assert [r["name"] for r in results["runs"]] == ["[128]", "[128, 64]"]
+    assert study.Config().architectures == tuple(study.spell(h) for h in study.REPORTED)  # the default is untouched
+
+
+def test_bad_architecture_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--architectures", "128-0", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "--architectures" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_report_only_rebuilds_identically(quick):
+    out, _, _ = quick
+    before = (out / "report.md").read_bytes()
+    for png in out.glob("*.png"):
+        png.unlink()
+    study.main(["--report-only", "--out", str(out)])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / link).exists() for link in _links(out))
+
+
+def _with(results: dict, accuracies: dict[str, list[float]]) -> dict:
+    """A copy whose runs have these test-accuracy curves (the last value is the final one)."""
+    altered = copy.deepcopy(results)
+    for run in altered["runs"]:
+        curve, history = accuracies[run["name"]], run["history"]
+        for key, values in history.items():
+            if isinstance(values, list) and values:
+                history[key] = [values[-1]] * len(curve)
+        history.update(test_accuracy=curve, epoch=list(range(1, len(curve) + 1)))
+        run["final"]["test_accuracy"] = curve[-1]
+    return altered
+
+
+def test_findings_follow_the_numbers(quick, tmp_path):
+    _, _, results = quick
+    flat = _with(results, {"[128]": [0.95, 0.952, 0.951], "[128, 64]": [0.951, 0.950, 0.952]})
+    text = " ".join(study.findings(flat))
+    assert "**flat**" in text and "within the noise" in text
+    steep = _with(results, {"[128]": [0.90, 0.901, 0.90], "[128, 64]": [0.95, 0.951, 0.95]})
+    text = " ".join(study.findings(steep))
+    assert "**not flat**" in text and "higher by 0.050" in text
+    worse = _with(results, {"[128]": [0.95, 0.951, 0.95], "[128, 64]": [0.90, 0.901, 0.90]})
+    assert "lower by 0.050" in " ".join(study.findings(worse))
+    # the rendered report says it too
+    assert "**not flat**" in study.report(steep, tmp_path).markdown(tmp_path)
+    assert "One run's test accuracy moves" not in " ".join(study.findings(results))  # one epoch: no band
+
+
+def test_a_run_diverged_in_its_first_epoch_is_reported(quick, tmp_path):
+    _, _, results = quick
+    altered = copy.deepcopy(results)
+    run = altered["runs"][1]
+    run.update(diverged=True, diverged_epoch=1)
+    run["history"] = {k: [] for k in run["history"]}
+    text = study.report(altered, tmp_path).markdown(tmp_path)
+    assert "Diverged (the loss became NaN/inf): [128, 64]" in text
 
 
 @pytest.mark.slow
 def test_full(tmp_path):
     out = tmp_path / "architectures"
-    runs = _check_outputs(out, study.main(["--out", str(out), "--quiet"]))
+    runs = _check_outputs(out, study.main(["--out", str(out), "--quiet"]), list(study.REPORTED))
     acc = {hidden: run["final"]["test_accuracy"] for hidden, run in runs.items()}
-    for hidden, reported in study.ARCHITECTURES.items():
+    for hidden, reported in study.REPORTED.items():
         # one run's last-epoch accuracy: [16] moves by ±0.006 between epochs, the others by ±0.003
         assert acc[hidden] == pytest.approx(reported, abs=0.02 if hidden == (16,) else 0.012), hidden
     # the narrow single layer is clearly worst; every network of ≥ 100k parameters beats it by > 3 points

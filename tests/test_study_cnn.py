@@ -1,16 +1,35 @@
-"""The CNN study: a --quick smoke run and the full run (≥ 99% on MNIST)."""
+"""The CNN study: one shared --quick run (schema, config, figures, --report-only, computed
+prose, a CLI override) and the full run (slow; ≥ 99% on MNIST)."""
+import copy
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
-from experiments import common, cnn as study
+from experiments import cnn as study
+from experiments import lib
+from experiments.lib import config as config_lib
+
+ARGV = ["--quick", "--quiet", "--evals-per-epoch", "2"]  # the override: --quick evaluates once per epoch
+
+
+def _links(out: Path) -> list[str]:
+    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cnn") / "run"
+    argv = [*ARGV, "--out", str(out)]
+    return out, argv, study.main(argv)
 
 
 def _check_outputs(out: Path, results: dict) -> dict:
-    common.check_results(results)
+    lib.check_results(results)
+    assert lib.read_results(out)["complete"] is True
     report = (out / "report.md").read_text()
-    links = re.findall(r"\]\(([^)]+\.png)\)", report)
+    links = _links(out)
     assert {"test_accuracy.png", "confusion.png", "mistakes.png"} <= set(links)
     for link in links:
         assert (out / link).exists(), link
@@ -18,17 +37,57 @@ def _check_outputs(out: Path, results: dict) -> dict:
         assert section in report
     (run,) = results["runs"]
     assert len(run["confusion"]) == 10 and len(run["per_class"]["recall"]) == 10
-    assert sum(map(sum, run["confusion"])) == (1000 if results["quick"] else 10000)
+    assert sum(map(sum, run["confusion"])) == results["n_test"] == (1000 if results["quick"] else 10000)
     assert not run["diverged"] and run["seconds"] > 0
-    assert len(run["final"]["epoch_seconds"]) == results["epochs"]
+    assert len(run["final"]["epoch_seconds"]) == results["config"]["epochs"]
+    assert run["config"]["conv"] == study.conv_implementation()
     return run
 
 
-def test_quick(tmp_path):
-    out = tmp_path / "cnn"
-    run = _check_outputs(out, study.main(["--quick", "--out", str(out), "--quiet"]))
+def test_quick_outputs_and_config(quick):
+    out, argv, results = quick
+    run = _check_outputs(out, results)
+    config = config_lib.parse(study.Config, argv, prog="test")
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(config))
+    assert run["config"]["learning_rate"] == config.learning_rate and run["config"]["batch_size"] == config.batch_size
+    assert run["config"]["steps"] == config.epochs * (config.train_images // config.batch_size)
     assert run["final"]["test_accuracy"] > 0.5  # chance is 0.1; one epoch on 4,000 images
     assert run["history"]["test_loss"][-1] < 2.3
+
+
+def test_cli_override_reaches_the_record(quick):
+    _, _, results = quick
+    (run,) = results["runs"]
+    assert results["config"]["evals_per_epoch"] == run["config"]["evals_per_epoch"] == 2
+    assert len(run["history"]["epoch"]) == 2 and run["history"]["epoch"][-1] == 1.0  # two test evaluations
+    assert study.Config().quick_variant().evals_per_epoch == 1 and study.Config().evals_per_epoch == 2
+
+
+def test_report_only_rebuilds_identically(quick):
+    out, _, _ = quick
+    before = (out / "report.md").read_bytes()
+    for png in out.glob("*.png"):
+        png.unlink()
+    study.main(["--report-only", "--out", str(out)])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / link).exists() for link in _links(out))
+
+
+def test_findings_follow_the_numbers(quick, tmp_path):
+    out, _, results = quick
+    altered = copy.deepcopy(results)
+    altered["config"]["target"] = 0.5
+    assert "the goal of 0.5 is **reached**" in " ".join(study.findings(altered))
+    altered["config"]["target"] = 0.999
+    text = " ".join(study.findings(altered))
+    assert "the goal of 0.999 is **not reached**" in text and "it never reaches 0.999" in text
+    altered["quick"] = False
+    assert study.reported_note(altered).startswith("Below the goal by")
+    (tmp_path / "arrays").mkdir()
+    (tmp_path / "arrays" / "mistakes.npz").write_bytes((out / "arrays" / "mistakes.npz").read_bytes())
+    assert "**not reached**" in study.report(altered, tmp_path).markdown(tmp_path)
+    altered["config"]["evals_per_epoch"] = 1
+    assert "Test accuracy after every epoch" in study.report(altered, tmp_path).markdown(tmp_path)
 
 
 @pytest.mark.slow

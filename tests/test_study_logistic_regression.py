@@ -1,33 +1,143 @@
-"""The logistic-regression study (2 vs 3, early stopping): a --quick smoke run and the full run."""
+"""The logistic-regression study (2 vs 3, early stopping): one --quick run shared by the tests,
+an override run that diverges, and the full run (slow)."""
+import copy
+import dataclasses
+import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from experiments import common
+from experiments import lib
 from experiments import logistic_regression as study
+from jaxnet.history import History
+
+FIGURES = {"curves.png", "weights.png", "stopping_epochs.png"}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("logistic_regression")
+    return out, study.main(["--quick", "--out", str(out), "--quiet"])
+
+
+def _figures(out: Path) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (out / "report.md").read_text())
 
 
 def _check_outputs(out: Path, results: dict) -> None:
-    common.check_results(results)
-    assert common.read_results(out)["complete"] is True
-    report = (out / "report.md").read_text()
-    for png in ("curves.png", "weights.png", "stopping_epochs.png"):
-        assert (out / png).exists() and f"]({png})" in report
-    assert "Reported vs reproduced" in report
+    lib.check_results(results)
+    assert lib.read_results(out)["complete"] is True
+    assert set(_figures(out)) == FIGURES
+    for png in FIGURES:
+        assert (out / png).exists(), png
+    assert "Reported vs reproduced" in (out / "report.md").read_text()
     names = [run["name"] for run in results["runs"]]
-    assert names[0] == "stored order" and sum(n.startswith("shuffled") for n in names) == study.SHUFFLE_SEEDS
+    seeds = results["config"]["shuffle_seeds"]
+    assert names == ["stored order"] + [f"shuffled, seed {results['config']['seed'] + k}" for k in range(seeds)]
     for run in results["runs"]:
-        assert len(run["confusion"]) == 2 and run["config"]["evals_per_epoch"] == 5
+        assert len(run["confusion"]) == 2 and run["config"]["evals_per_epoch"] == results["config"]["evals_per_epoch"]
+        assert run["per_class"]["classes"] == ["3", "2"]
 
 
-def test_quick(tmp_path):
-    out = tmp_path / "logistic_regression"
-    results = study.main(["--quick", "--out", str(out), "--quiet"])
+def test_quick(quick):
+    out, results = quick
     _check_outputs(out, results)
     assert results["quick"] is True
+    expected = study.Config(out=out, quick=True, quiet=True).quick_variant()
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(expected))
+    assert results["headline"]["value"] == results["runs"][0]["final"]["val_accuracy"]
     for run in results["runs"]:
         assert run["final"]["val_accuracy"] > 0.9 and run["final"]["train_accuracy"] > 0.9  # chance is 0.5
         assert len(run["history"]["val_loss"]) == 5 * run["config"]["max_epochs"]  # 5 checks an epoch
+        assert run["config"]["pixels"] == "[-1, 1]"
+    assert (out / "checkpoints" / "fixed").is_dir() and (out / "checkpoints" / "shuffled").is_dir()
+
+
+def test_report_only_rebuilds_the_same_report(quick):
+    out, _ = quick
+    before = (out / "report.md").read_bytes()
+    for png in _figures(out):
+        (out / png).unlink()
+    study.main(["--report-only", "--out", str(out), "--quiet"])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / png).exists() for png in FIGURES)
+
+
+def _stops(results: dict, stored: float, shuffled: list) -> dict:
+    altered = copy.deepcopy(results)
+    altered["runs"][0]["final"]["stopped_epoch"] = stored
+    for run, stop in zip(altered["runs"][1:], shuffled):
+        run["final"]["stopped_epoch"] = stop
+    return altered
+
+
+def _paragraph(markdown: str, start: str) -> str:
+    return next(p for p in markdown.split("\n\n") if p.startswith(start))
+
+
+def test_stopping_sentence_follows_the_stop_epochs(quick, tmp_path):
+    out, _ = quick
+    results = json.loads((out / "results.json").read_text())
+    original = study.report(copy.deepcopy(results), tmp_path / "a").markdown(tmp_path / "a")
+    assert "does not stop earlier than the stored order for any of the 5 seeds" in original  # 3 epochs: no stop
+    every = study.report(_stops(results, 2.8, [2.0, 2.2, 2.4, 2.6, 2.2]), tmp_path / "b").markdown(tmp_path / "b")
+    sentence = _paragraph(every, "Reshuffling")
+    assert "for every seed (5 of 5): the stored order stops at epoch 2.8, the shuffled runs at epochs 2.0–2.6" in sentence
+    assert "As reported, the shuffled run stops earlier." in every
+    # one seed stops later than the stored order: no longer "every seed"
+    some = study.report(_stops(results, 2.8, [2.0, 3.0, 2.4, 2.6, 2.2]), tmp_path / "c").markdown(tmp_path / "c")
+    assert "for 4 of 5 seeds" in _paragraph(some, "Reshuffling") and "for every seed" not in some
+    assert "holds for only some seeds" in some
+
+
+def test_plateau_and_sawtooth_are_measured(quick):
+    _, results = quick
+    n = len(results["runs"][0]["history"]["epoch"])  # 15 checks: 3 epochs × 5
+    altered = _stops(results, 3.0, [2.0] * 5)
+    history = altered["runs"][0]["history"]
+    # a validation loss that keeps falling steadily is not called fragile
+    history["val_loss"] = list(np.linspace(1.0, 0.5, n))
+    assert "the minimum is still falling clearly" in study.plateau_sentence(altered)
+    # one that swings within every epoch while its minimum creeps down by 1e-6 an epoch is
+    history["val_loss"] = [v - 1e-6 * (i // 5) for i, v in enumerate([0.1, 0.2, 0.3, 0.2, 0.15] * 3)]
+    sentence = study.plateau_sentence(altered)
+    assert "falls only from" in sentence and "so the stopping point is fragile" in sentence
+    assert "swings by 0.200" in sentence
+    # the saw-tooth measure: 0 for a curve that repeats every epoch, large for one that does not
+    assert study.epoch_periodicity({"train_loss": [1.0, 0.9, 0.8, 0.7, 0.6] * 6}, 5) == pytest.approx(0.0)
+    assert study.epoch_periodicity({"train_loss": list(np.random.default_rng(0).uniform(0.5, 1.0, 30))}, 5) > 0.5
+
+
+def test_first_epoch_divergence_and_overrides(tmp_path, quick):
+    # the record of a run with no finite check (diverged in its first epoch)
+    _, results = quick
+    empty = History(diverged=True, diverged_epoch=0.2)
+    val = (np.zeros((4, 784), np.float32), np.array([0, 1, 0, 1], np.int32))
+    record = study.record("stored order", {}, empty, study.zeros_init(), val, 0.0, ["3", "2"])
+    assert record["diverged"] and record["diverged_epoch"] == 1 and record["final"]["stopped_epoch"] is None
+    altered = copy.deepcopy(results)
+    altered["runs"] = [{**record, "name": r["name"], "config": r["config"]} for r in results["runs"]]
+    text = study.report(altered, tmp_path / "empty").markdown(tmp_path / "empty")
+    assert "**Diverged** (the loss became NaN or inf): stored order at epoch 1 (its first: no finite check)" in text
+    # the command line: lr 1e38 overflows at once; the overrides reach the recorded config
+    out = tmp_path / "diverged"
+    results = study.main(["--quick", "--out", str(out), "--quiet", "--epochs", "1", "--learning-rate", "1e38",
+                          "--shuffle-seeds", "2", "--pixel-range", "0", "1"])
+    lib.check_results(results)
+    assert results["config"]["shuffle_seeds"] == 2 and results["config"]["pixel_range"] == [0.0, 1.0]
+    assert [r["config"]["pixels"] for r in results["runs"]] == ["[0, 1]"] * 3
+    assert all(r["diverged"] and r["diverged_epoch"] == 1 for r in results["runs"])
+    assert "**Diverged**" in (out / "report.md").read_text()
+
+
+def test_bad_settings_are_refused(tmp_path, capsys):
+    for argv, flag in ((["--positive", "3"], "--positive"), (["--pixel-range", "1", "-1"], "--pixel-range")):
+        with pytest.raises(SystemExit) as exit_:
+            study.main(["--quick", "--out", str(tmp_path / "x"), *argv])
+        assert exit_.value.code == 2 and flag in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
@@ -45,3 +155,5 @@ def test_full(tmp_path):
     assert stored["stopped_epoch"] is not None and all(f["stopped_epoch"] is not None for f in shuffled)
     assert max(f["stopped_epoch"] for f in shuffled) < stored["stopped_epoch"]
     assert all(f["val_accuracy"] > 0.97 for f in shuffled)
+    text = (out / "report.md").read_text()
+    assert "for every seed (5 of 5)" in text and "repeats a saw-tooth with a period of one epoch" in text

@@ -1,39 +1,119 @@
-"""The sigmoid-output MLP study: a --quick smoke run and the full run (slow)."""
+"""The sigmoid-output MLP study: one --quick run shared by the tests, a diverging run, and the
+full run (slow)."""
+import copy
+import dataclasses
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from experiments import common
+from experiments import lib
 from experiments import sigmoid_mlp as study
+
+FIGURES = {"learning_curves.png", "autodiff_vs_manual.png", "autodiff_minus_manual.png", "confusion_matrix.png"}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("sigmoid_mlp")
+    return out, study.main(["--quick", "--out", str(out), "--quiet"])
+
+
+def _figures(out: Path) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (out / "report.md").read_text())
 
 
 def _check_outputs(out: Path, results: dict) -> list[dict]:
-    common.check_results(results)
-    assert common.read_results(out)["complete"] is True
-    report = (out / "report.md").read_text()
-    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report)
-    assert set(figures) == {"learning_curves.png", "autodiff_vs_manual.png", "autodiff_minus_manual.png",
-                            "confusion_matrix.png"}
-    for png in figures:
+    lib.check_results(results)
+    assert lib.read_results(out)["complete"] is True
+    assert set(_figures(out)) == FIGURES
+    for png in FIGURES:
         assert (out / png).exists(), png
-    assert "Reported vs reproduced" in report
+    assert "Reported vs reproduced" in (out / "report.md").read_text()
     summed, mean, manual = results["runs"]
-    assert summed["config"]["learning_rate"] == pytest.approx(5e-4 * 128)
+    batch = results["config"]["batch_size"]
+    assert summed["config"]["learning_rate"] == pytest.approx(5e-4 * batch) == results["summed_learning_rate"]
     assert mean["config"]["learning_rate"] == pytest.approx(5e-4)
     assert (summed["config"]["grad_source"], manual["config"]["grad_source"]) == ("autodiff", "manual")
+    assert [r["name"] for r in results["runs"]] == list(study.run_names(study.Config()))
     # hand-derived gradients train exactly as autodiff does, step for step
     assert max(results["autodiff_vs_manual_max_difference"].values()) < 1e-4
     n = len(manual["history"]["epoch"])
+    assert n == min(results["config"]["check_epochs"], results["config"]["epochs"])
     assert manual["history"]["val_accuracy"] == pytest.approx(summed["history"]["val_accuracy"][:n], abs=1e-4)
     return [r["final"] for r in results["runs"]]
 
 
-def test_quick(tmp_path):
-    out = tmp_path / "sigmoid_mlp"
-    summed, mean, _ = _check_outputs(out, study.main(["--quick", "--out", str(out), "--quiet"]))
+def test_quick(quick):
+    out, results = quick
+    summed, mean, _ = _check_outputs(out, results)
+    expected = study.Config(out=out, quick=True, quiet=True).quick_variant()
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(expected))
+    assert results["headline"]["value"] == summed["test_accuracy"]
     assert summed["test_accuracy"] > 0.3  # chance is 0.1
     assert summed["test_accuracy"] > mean["test_accuracy"]  # 128× larger steps train faster
+    assert "give the training that `jax.grad` gives" in (out / "report.md").read_text()
+
+
+def test_report_only_rebuilds_the_same_report(quick):
+    out, _ = quick
+    before = (out / "report.md").read_bytes()
+    for png in _figures(out):
+        (out / png).unlink()
+    study.main(["--report-only", "--out", str(out), "--quiet"])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / png).exists() for png in FIGURES)
+
+
+def _paragraph(markdown: str, start: str) -> str:
+    return next(p for p in markdown.split("\n\n") if p.startswith(start))
+
+
+def test_outcome_sentences_follow_the_numbers(quick, tmp_path):
+    out, _ = quick
+    results = json.loads((out / "results.json").read_text())
+    original = study.report(copy.deepcopy(results), tmp_path / "a").markdown(tmp_path / "a")
+    assert "Neither reading reaches the reported 89.6%" in _paragraph(original, "**Which reduction")
+    # the summed reading reaches the reported accuracy, the batch-mean one does not
+    altered = copy.deepcopy(results)
+    altered["runs"][0]["final"]["test_accuracy"] = 0.9
+    text = study.report(altered, tmp_path / "b").markdown(tmp_path / "b")
+    assert "Only the summed reading reaches the reported 89.6%" in _paragraph(text, "**Which reduction")
+    # both do
+    altered["runs"][1]["final"]["test_accuracy"] = 0.95
+    text = study.report(altered, tmp_path / "c").markdown(tmp_path / "c")
+    assert "Both readings reach the reported 89.6%" in _paragraph(text, "**Which reduction")
+    assert "Higher by 5.4 points" in text
+    # the hand-derived run drifts from autodiff by more than float32 rounding
+    drift = copy.deepcopy(results)
+    drift["runs"][2]["history"]["val_loss"][-1] += 0.01
+    text = study.report(drift, tmp_path / "d").markdown(tmp_path / "d")
+    backprop = _paragraph(text, "**Hand-derived backprop")
+    assert "do not give the training that `jax.grad` gives" in backprop and "0.01 in validation loss" in backprop
+    assert "(the curves differ)" not in original and "the curves differ" in text
+
+
+def test_first_epoch_divergence_is_recorded(tmp_path):
+    # lr 1e36 (and 1e36 × 128) overflows in the first epoch: recorded, and the study finishes
+    out = tmp_path / "diverged"
+    results = study.main(["--quick", "--out", str(out), "--quiet", "--learning-rate", "1e36", "--epochs", "1"])
+    lib.check_results(results)
+    assert results["config"]["learning_rate"] == 1e36 and results["config"]["epochs"] == 1
+    assert [r["config"]["epochs"] for r in results["runs"]] == [1, 1, 1]  # check epochs: at most --epochs
+    for run in results["runs"]:
+        assert run["diverged"] and run["diverged_epoch"] == 1 and run["history"]["epoch"] == []
+    assert results["autodiff_vs_manual_max_difference"]["train_loss"] is None
+    text = (out / "report.md").read_text()
+    assert "**Diverged** (the loss became NaN or inf): lr 1.28e+38" in text and "(its first: no finite check)" in text
+    assert "**Which reduction" not in text and "no common finite check" in text
+
+
+def test_learning_rate_that_overflows_float32_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--quick", "--out", str(tmp_path / "x"), "--learning-rate", "1e37"])
+    assert exit_.value.code == 2 and "--learning-rate" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
@@ -43,3 +123,4 @@ def test_full(tmp_path):
     # reported 89.6%; the summed-loss reading lands a few points above it, the batch-mean one far below
     assert 0.88 < summed["test_accuracy"] < 0.97
     assert mean["test_accuracy"] < summed["test_accuracy"] - 0.1
+    assert "Only the summed reading reaches the reported 89.6%" in (out / "report.md").read_text()

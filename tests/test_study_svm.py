@@ -1,4 +1,7 @@
-"""The SVM study: a --quick smoke run and the full run (scikit-learn is an optional dependency)."""
+"""The SVM study (scikit-learn is an optional dependency): one shared --quick run (schema,
+config, figures, --report-only, computed prose, a CLI override) and the full run (slow)."""
+import copy
+import dataclasses
 import re
 from pathlib import Path
 
@@ -6,23 +9,38 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from experiments import common, svm as study  # noqa: E402
+from experiments import lib  # noqa: E402
+from experiments import svm as study  # noqa: E402
+from experiments.lib import config as config_lib  # noqa: E402
+
+ARGV = ["--quick", "--quiet", "--sweep-exponents", "3", "10000"]  # the override: two sweep points
+
+
+def _links(out: Path) -> list[str]:
+    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("svm") / "run"
+    argv = [*ARGV, "--out", str(out)]
+    return out, argv, study.main(argv)
 
 
 def _check_outputs(out: Path, results: dict) -> dict[str, dict]:
-    common.check_results(results)
+    lib.check_results(results)
     report = (out / "report.md").read_text()
-    links = re.findall(r"\]\(([^)]+\.png)\)", report)
+    links = _links(out)
     assert {"accuracy_by_kernel.png", "rbf_gamma_sweep.png", "confusion_rbf_raw_auto.png",
             "confusion_rbf_pm1_scale.png"} <= set(links)
     for link in links:
         assert (out / link).exists(), link
-    for section in ("Reported vs reproduced", "Why RBF gives 0.2 on raw pixels", "One-vs-rest accuracy", "Recall"):
+    for section in ("Reported vs reproduced", "RBF on raw pixels and the scale of γ", "One-vs-rest accuracy", "Recall"):
         assert section in report
     runs = {r["name"]: r for r in results["runs"]}
     for run in runs.values():
         assert sum(map(sum, run["confusion"])) == 178 and len(run["per_class"]["recall"]) == 10
-    acc = lambda kernel, pixels, gamma="scale": runs[study.run_name(kernel, pixels, gamma)]["final"]["val_accuracy"]  # noqa: E731
+    acc = lambda kernel, pixels, gamma="scale": study.acc(results, kernel, pixels, gamma)  # noqa: E731
     # deterministic (libsvm): the same numbers under --quick and in full
     assert acc("linear", "raw") == pytest.approx(0.972, abs=0.006)
     for kernel in ("poly", "rbf", "sigmoid"):
@@ -37,9 +55,70 @@ def _check_outputs(out: Path, results: dict) -> dict[str, dict]:
     return runs
 
 
-def test_quick(tmp_path):
-    out = tmp_path / "svm"
-    _check_outputs(out, study.main(["--quick", "--out", str(out), "--quiet"]))
+def test_quick_outputs_and_config(quick):
+    out, argv, results = quick
+    runs = _check_outputs(out, results)
+    config = config_lib.parse(study.Config, argv, prog="test")
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(config))
+    for run in runs.values():  # each fit's recorded settings are the SVC's
+        assert run["config"]["C"] == config.c
+        if run["config"]["part"] == "defaults" and run["config"]["kernel"] != "linear":
+            assert run["config"]["degree"] == config.degree and run["config"]["gamma"] in config.gammas
+    text = (out / "report.md").read_text()
+    assert "**γ is too large** for raw pixels" in text and "**nearly constant**" in text
+
+
+def test_cli_override_reaches_the_record(quick):
+    _, _, results = quick
+    assert results["config"]["sweep_exponents"] == [3.0, 10000.0]
+    assert [r["config"]["exponent"] for r in study.sweep_runs(results)] == [3.0, 10000.0]
+    assert len(study.Config().sweep_exponents) == 15 and study.Config().quick_variant().sweep_exponents == (0.1, 3.0, 1e4)
+
+
+def test_bad_kernel_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--kernels", "rbf", "cubic", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "--kernels" in capsys.readouterr().err
+
+
+def test_report_only_rebuilds_identically(quick):
+    out, _, _ = quick
+    before = (out / "report.md").read_bytes()
+    for png in out.glob("*.png"):
+        png.unlink()
+    study.main(["--report-only", "--out", str(out)])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / link).exists() for link in _links(out))
+
+
+def test_gamma_verdict_follows_the_sweep(quick, tmp_path):
+    _, _, results = quick
+    assert "**γ is too large**" in study.gamma_verdict(results)
+    no_collapse = copy.deepcopy(results)
+    study.sweep_runs(no_collapse)[-1]["final"]["val_accuracy"] = 0.95
+    assert "the sweep shows no collapse" in study.gamma_verdict(no_collapse)
+    small = copy.deepcopy(results)
+    study.by_name(small)[study.run_name("rbf", "raw", "auto")]["final"]["gamma_value"] = 1e-8
+    assert "γ is **not** too large" in study.gamma_verdict(small)
+    assert "γ is **not** too large" in study.report(small, tmp_path).markdown(tmp_path)
+
+
+def test_collapse_and_matches_follow_the_numbers(quick):
+    _, _, results = quick
+    altered = copy.deepcopy(results)
+    rbf = study.by_name(altered)[study.run_name("rbf", "raw", "auto")]["final"]
+    rbf.update(most_predicted_fraction=0.3, val_accuracy=36 / 178)
+    text = study.mechanism_text(altered)
+    assert "**not** near-constant" in text and "That is the reported 0.202 (36 of 178) exactly" in text
+    assert "Default settings with the reported count: `rbf, raw 0..255, gamma=auto`" in " ".join(
+        r[3] for r in study.reported_rows(altered))
+    assert "No single setting reproduces all of them" in study.which_text(results)
+    poly = study.by_name(altered)[study.run_name("poly", "pm1", "scale")]["final"]
+    poly["val_accuracy"] = 0.978
+    (row,) = [r for r in study.reported_rows(altered) if r[0].startswith("polynomial, raw")]
+    assert "most likely used the normalized pixels" not in row[3]
+    (row,) = [r for r in study.reported_rows(results) if r[0].startswith("polynomial, raw")]
+    assert "most likely used the normalized pixels" in row[3]
 
 
 def test_missing_sklearn_is_explained(monkeypatch):
@@ -61,9 +140,9 @@ def test_missing_sklearn_is_explained(monkeypatch):
 def test_full(tmp_path):
     out = tmp_path / "svm"
     results = study.main(["--out", str(out), "--quiet"])
-    runs = _check_outputs(out, results)
-    sweep = [r for r in runs.values() if r["config"].get("part") == "gamma sweep"]
-    assert len(sweep) == len(study.SWEEP_EXPONENTS)
+    _check_outputs(out, results)
+    sweep = study.sweep_runs(results)
+    assert len(sweep) == len(study.Config().sweep_exponents)
     by_exponent = {r["config"]["exponent"]: r["final"]["val_accuracy"] for r in sweep}
     assert max(a for e, a in by_exponent.items() if 0.1 <= e <= 10) > 0.96  # the plateau
     assert max(a for e, a in by_exponent.items() if e >= 1e3) < 0.45  # the collapse

@@ -129,7 +129,7 @@ def test_settings_of_unequal_length_are_refused():
 
 def test_a_negative_member_learning_rate_is_refused():
     x, y = teacher(160, seed=0)
-    with pytest.raises(ValueError, match="learning_rate must be non-negative"):
+    with pytest.raises(ValueError, match=r"learning_rate \(member 1\) must be non-negative"):
         engine.sweep(net, train.make_optimizer("sgd"), (x, y), epochs=1, batch_size=32, learning_rate=[0.1, -0.1],
                      log=None)
 

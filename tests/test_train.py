@@ -259,3 +259,25 @@ def test_jitted_step_rejects_y_that_does_not_fit(grad_source):
     bad = train.Batch(make_batch().x, jnp.zeros(BATCH - 1, jnp.int32))
     with pytest.raises(ValueError, match=r"y has 7 rows but x has 8"):
         step(params, opt.init(params), bad)
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(learning_rate=float("nan")), "learning_rate must be a finite number, got nan"),
+    (dict(learning_rate=float("inf")), "learning_rate must be a finite number, got inf"),
+    (dict(l2=float("nan")), "l2 must be a finite number, got nan"),
+    (dict(name="momentum", momentum=float("nan")), "momentum must be a finite number, got nan"),
+    (dict(name="nesterov", momentum=1.0), r"momentum must lie in \[0, 1\), got 1.0"),
+    (dict(name="adam", b1=float("-inf")), "b1 must be a finite number, got -inf"),
+    (dict(name="adam", b2=1.5), r"b2 must lie in \[0, 1\), got 1.5"),
+    (dict(learning_rate="fast"), "learning_rate must be a number, got 'fast'"),
+])
+def test_make_optimizer_rejects_nonfinite_and_out_of_range_hyperparameters(kwargs, named):
+    name = kwargs.pop("name", "sgd")
+    with pytest.raises(ValueError, match=named):
+        train.make_optimizer(name, **kwargs)
+
+
+def test_make_optimizer_ignores_hyperparameters_its_optimizer_does_not_use():
+    """sgd has no momentum and no b1/b2: they are not validated (or used) there."""
+    state = train.make_optimizer("sgd", momentum=float("nan"), b2=2.0).init({"w": jnp.zeros(2)})
+    assert sorted(train.hyperparams(state)) == ["l2", "learning_rate"]

@@ -202,7 +202,7 @@ def validate(config: StudyConfig) -> None:
             bad = [s for s in value if not 0 <= s <= SEED_MAX]
             if bad:
                 problems.append((flag(f.name), f"seed {bad[0]} is out of range", f"use seeds in [0, {SEED_MAX}]"))
-        if isinstance(value, tuple) and not value and f.name not in RUN_FIELDS:
+        if isinstance(value, tuple) and not value and f.default:  # a list that has a default must not be emptied
             problems.append((flag(f.name), "is empty", "give at least one value"))
         if isinstance(value, float) and value != value:
             problems.append((flag(f.name), "is NaN", "give a number"))

@@ -111,13 +111,19 @@ class Study:
         """``jaxnet.data.load(dataset)`` with this study's data folders."""
         from jaxnet import data
 
+        from jaxnet.data.errors import DataError
+
         paths = self.data_paths
-        if dataset == "gurmukhi":
-            if paths["gurmukhi"] is None:
-                raise RunError("the Gurmukhi digits were not found",
-                               "pass --gurmukhi PATH (the .npz or the train/val folder) or set JAXNET_GURMUKHI")
+        if dataset != "gurmukhi":
+            return data.load(dataset, manual_dir=paths["manual_dir"], data_dir=paths["data_dir"], **kwargs)
+        fix = "pass --gurmukhi PATH (gurmukhi_digits.npz or the folder holding train/ and val/) or set JAXNET_GURMUKHI"
+        if paths["gurmukhi"] is None:
+            raise RunError("the Gurmukhi digits were not found", fix)
+        try:
             return data.load("gurmukhi", root=paths["gurmukhi"], **kwargs)
-        return data.load(dataset, manual_dir=paths["manual_dir"], data_dir=paths["data_dir"], **kwargs)
+        except DataError as error:  # the library speaks of root=; the user gave --gurmukhi
+            problem = " ".join(str(error).split()).replace("pass root= ", "").replace("root=", "--gurmukhi")
+            raise RunError(f"--gurmukhi {paths['gurmukhi']}: {problem.split('; ')[0].rstrip('.')}", fix) from None
 
     def log(self, *parts: Any) -> None:
         """A progress line on stdout, unless --quiet / --progress none."""
@@ -143,13 +149,13 @@ class Study:
         return None
 
     def engine_options(self, program: str, *, label: str, epochs: int, checkpoints: bool = True,
-                       resume: bool | None = None) -> dict[str, Any]:
+                       resume: bool | None = None, members: Sequence[str] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``engine.fit`` / ``engine.sweep``: the checkpoint folder of
         ``program`` (stamped with this config's hash, so a checkpoint of other settings is never
         continued), resume, and the progress hooks."""
         from experiments.lib import progress
 
-        options = progress.engine_hooks(self.config, label=f"{self.name}: {label}", epochs=epochs)
+        options = progress.engine_hooks(self.config, label=f"{self.name}: {label}", epochs=epochs, members=members)
         if checkpoints:
             options.update(checkpoint_dir=self.path(f"checkpoints/{program}"),
                            resume=bool(self.config.resume if resume is None else resume),
@@ -169,7 +175,8 @@ class Study:
         earlier = {r.get("name"): r for r in (self.previous or {}).get("runs", [])}
         if names and all(n in earlier for n in names):
             return [self.previous_run(n) for n in names]
-        options = self.engine_options(program, label=label, epochs=epochs, checkpoints=checkpoints)
+        options = self.engine_options(program, label=label, epochs=epochs, checkpoints=checkpoints,
+                                      members=list(names) if len(names) > 1 else None)
         try:
             return train_fn(**options)
         except ValueError as error:
@@ -242,7 +249,7 @@ def write_report(results: Mapping[str, Any], out: Path, report_fn: Callable[[dic
 
 
 def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list[str],
-         description: str | None, datasets: Sequence[str]) -> dict[str, Any]:
+         description: str | None, datasets: Any) -> dict[str, Any]:
     prog = f"python -m experiments.{name}"
     config = config_lib.parse(cls, argv, prog=prog, description=description)
     out = output_folder(config, name)
@@ -259,13 +266,16 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
         return results
     check_writable(out)
     study = Study(name, config, out, argv, {})
-    for dataset in datasets:  # missing or damaged data fails here, before anything is created
+    for dataset in (datasets(config) if callable(datasets) else datasets):  # missing or damaged data fails here,
+        # before anything is created
         study.load(dataset)
     import matplotlib
 
     matplotlib.use("Agg")
     out.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out):
+    from experiments.lib import progress
+
+    with OutputLock(out), progress.closing():
         study.environment = environment()
         study.previous = _previous(study)
         study.log(f"writing to {out} (config hash {study.config_hash})")
@@ -283,14 +293,15 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
 
 
 def main(name: str, cls: type, run: Callable, report: Callable, argv: Sequence[str] | None = None, *,
-         description: str | None = None, datasets: Sequence[str] = ("mnist",)) -> dict[str, Any]:
+         description: str | None = None,
+         datasets: Sequence[str] | Callable[[Any], Sequence[str]] = ("mnist",)) -> dict[str, Any]:
     """The command line of study ``name``: parse → check → run → results.json → report.
 
     Args:
       cls: the study's :class:`~experiments.lib.config.StudyConfig` subclass.
       run: ``run(config, study) -> {"runs": [...], "headline": (label, value), **extra}``.
       report: ``report(results, out) -> Report`` (from results.json alone; figures into ``out``).
-      datasets: what the study loads, checked before anything is created.
+      datasets: what the study loads (or ``config → names``), checked before anything is created.
     Returns:
       The results as written. Errors end in one line on stderr and ``SystemExit`` (2: usage,
       1: run time).

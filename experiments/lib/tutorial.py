@@ -77,6 +77,25 @@ def load_data(config: TutorialConfig, study: Any) -> Data:
     return Data(prep(x_train), np.asarray(y_train), prep(x_test), np.asarray(y_test), list(ds.class_names))
 
 
+def config_problems(config: TutorialConfig) -> list[tuple[str, str, str]]:
+    """``(flag, problem, fix)`` for the tutorial settings that cannot run: subsets larger than
+    MNIST, a batch larger than the training set, a non-positive width, momentum outside [0, 1)."""
+    problems = []
+    for name, size, total in (("--train-images", config.train_images, 60_000),
+                              ("--test-images", config.test_images, 10_000)):
+        if not 0 <= size <= total:
+            problems.append((name, f"{size} is not in [0, {total:,}]", f"give 0 (all {total:,} images) or a smaller subset"))
+    n_train = config.train_images or 60_000
+    if not 1 <= config.batch_size <= n_train:
+        problems.append(("--batch-size", f"{config.batch_size} is not in [1, {n_train:,}] (the training images)",
+                         "use a smaller batch or more --train-images"))
+    if any(width < 1 for width in config.hidden):
+        problems.append(("--hidden", f"widths {list(config.hidden)} include one below 1", "give widths of at least 1"))
+    if not 0 <= config.momentum < 1:
+        problems.append(("--momentum", f"{config.momentum} is not in [0, 1)", "use e.g. 0.9"))
+    return problems
+
+
 def layer_sizes(hidden: Sequence[int]) -> list[int]:
     return [784, *hidden, 10]
 

@@ -203,6 +203,10 @@ def fetch_files(name: str, *, data_dir: Path, manual_dir: Path) -> dict[str, Pat
         for f, (url, info) in files.items()
         if not (manual_dir / f).is_file() and not _in_download_cache(download_dir, url, info)
     ]
+    if not missing and all((manual_dir / f).is_file() for f in files):
+        # every file is in the manual folder: verify it here, so that nothing is written
+        # (a read-only data dir works; tfds' manager would create its download folder)
+        return {filename: _verified(manual_dir / filename, url, info) for filename, (url, info) in files.items()}
     if missing and not _reachable([files[f][0] for f in missing], NETWORK_TIMEOUT_S):
         host = urllib.parse.urlsplit(files[missing[0]][0]).hostname
         raise MissingDataError(
@@ -241,13 +245,26 @@ def fetch_files(name: str, *, data_dir: Path, manual_dir: Path) -> dict[str, Pat
     return paths
 
 
+def _verified(path: Path, url: str, info) -> Path:
+    """``path`` if its sha256 is the one tfds registers for ``url``; else ChecksumError."""
+    got = _sha256(path)
+    if got != info.checksum:
+        raise ChecksumError(
+            f"{path.name}: checksum mismatch, so the file was not used.\n"
+            f"  file:     {path}\n  expected: sha256 {info.checksum} (registered by tfds)\n"
+            f"  got:      sha256 {got}\n"
+            f"Replace it with the official file from {url}."
+        )
+    return path
+
+
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != _CACHE_FORMAT:
                 return None
             return {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except Exception as e:  # pylint: disable=broad-except  (corrupt cache: rebuild it)
         warnings.warn(f"ignoring unreadable cache {path} ({e}); rebuilding it")
@@ -263,7 +280,10 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     except OSError as e:
         warnings.warn(f"could not write the cache {path} ({e}); the next load will decode again")
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the folder itself could not be made: there is no temporary file
+            pass
 
 
 def decode_files(paths: dict[str, Path]) -> dict[str, np.ndarray]:

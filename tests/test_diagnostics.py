@@ -1,0 +1,215 @@
+"""jaxnet.diagnostics against independent references, in float64 (docs/diagnostics.md).
+
+  * per-example gradients: the hand-derived outer products aᵢ ⊗ Bδᵢ (from backprop.deltas)
+    equal ``vmap(grad)`` on every network of the gradient grid, and each row equals
+    ``jax.grad`` of that example alone;
+  * per-example norms and B_simple = tr(Σ)/‖G‖² equal NumPy on the materialised gradients;
+  * Hessian-vector products (jvp of grad) equal ``jax.hessian`` column by column, for every
+    loss × activation × depth × λ, and central differences of the *hand-derived* gradient;
+  * Lanczos Ritz values equal ``numpy.linalg.eigvalsh`` of the full Hessian.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from helpers import tree_max_relative_error
+from jaxnet import backprop, diagnostics, mlp
+from test_backprop import GRID, GRID_IDS, float64, problem, total_loss  # noqa: F401 (float64: autouse x64)
+
+
+def flat_hessian(params, x, y, *, hidden, loss, lam):
+    """The full P × P Hessian by ``jax.hessian`` (reverse-over-forward), the reference."""
+    flat, unravel = ravel_pytree(params)
+    return jax.hessian(lambda theta: total_loss(unravel(theta), x, y, hidden=hidden, loss=loss, lam=lam))(flat)
+
+
+def flatten_rows(tree):
+    """(B, P): a pytree with a leading batch axis, each row ravelled like ``params``."""
+    return jax.vmap(lambda t: ravel_pytree(t)[0])(tree)
+
+
+# --- per-example gradients ----------------------------------------------------------------
+
+
+@pytest.fixture
+def eager():
+    """Op-by-op execution: across the grid's 108 small networks XLA's per-op cache is
+    reused, where jit would compile a new program for every (activation, loss, depth)."""
+    with jax.disable_jit():
+        yield
+
+
+@pytest.mark.usefixtures("eager")
+@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+def test_manual_per_example_grads_equal_vmap_of_grad(hidden, depth, loss, lam):
+    params, x, y = problem(hidden, depth, loss)
+    kwargs = dict(hidden=hidden, loss=loss, l2=lam)
+    auto = diagnostics.per_example_grads(params, x, y, **kwargs)
+    manual = diagnostics.manual_per_example_grads(params, x, y, **kwargs)
+    error = tree_max_relative_error(manual, auto, floor=1e-8)
+    assert error <= 1e-10, f"max relative error {error:.2e}"
+    # Their mean is the batch gradient: the convention G = (1/B) Σᵢ gᵢ.
+    mean = jax.tree.map(lambda leaf: leaf.mean(axis=0), manual)
+    assert tree_max_relative_error(mean, backprop.grads(params, x, y, **kwargs), floor=1e-8) <= 1e-10
+    # ‖gᵢ‖ from the outer-product identity equals the norm of the materialised rows.
+    norms = diagnostics.per_example_grad_norms(params, x, y, **kwargs)
+    np.testing.assert_allclose(norms, jnp.linalg.norm(flatten_rows(auto), axis=1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
+def test_per_example_grad_is_the_gradient_of_that_example_alone(hidden):
+    params, x, y = problem(hidden, 1, "softmax_cross_entropy")
+    rows = diagnostics.per_example_grads(params, x, y, hidden=hidden, l2=0.1)
+    for i in range(x.shape[0]):
+        alone = jax.grad(total_loss)(params, x[i : i + 1], y[i : i + 1], hidden=hidden,
+                                     loss="softmax_cross_entropy", lam=0.1)
+        row = jax.tree.map(lambda leaf: leaf[i], rows)
+        assert tree_max_relative_error(row, alone, floor=1e-8) <= 1e-12
+
+
+@pytest.mark.parametrize("hidden, lam", [("relu", 0.0), ("tanh", 0.1), ("sigmoid", 0.0)])
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse", "kl_divergence"])
+def test_gradient_noise_scale_equals_numpy_covariance(hidden, lam, loss):
+    params, x, y = problem(hidden, 3, loss)
+    result = diagnostics.gradient_noise_scale(params, x, y, hidden=hidden, loss=loss, l2=lam)
+    rows = np.asarray(flatten_rows(diagnostics.per_example_grads(params, x, y, hidden=hidden, loss=loss, l2=lam)))
+    trace_sigma = np.trace(np.cov(rows, rowvar=False))  # unbiased, ddof = 1
+    grad_norm_sq = np.sum(rows.mean(axis=0) ** 2)
+    np.testing.assert_allclose(result.trace_sigma, trace_sigma, rtol=1e-10)
+    np.testing.assert_allclose(result.grad_norm_sq, grad_norm_sq, rtol=1e-12)
+    np.testing.assert_allclose(result.b_simple, trace_sigma / grad_norm_sq, rtol=1e-10)
+
+
+def test_gradient_noise_scale_is_zero_for_a_batch_of_copies():
+    params, x, y = problem("tanh", 1, "softmax_cross_entropy")
+    copies_x, copies_y = jnp.repeat(x[:1], 6, axis=0), jnp.repeat(y[:1], 6, axis=0)
+    result = diagnostics.gradient_noise_scale(params, copies_x, copies_y, hidden="tanh", l2=0.1)
+    assert abs(float(result.b_simple)) < 1e-12
+    assert float(result.grad_norm_sq) > 1e-3
+
+
+def test_gradient_noise_scale_rejects_a_batch_of_one():
+    params, x, y = problem("tanh", 1, "softmax_cross_entropy")
+    with pytest.raises(ValueError, match="at least 2 examples, got 1"):
+        diagnostics.gradient_noise_scale(params, x[:1], y[:1], hidden="tanh")
+
+
+# --- Hessian-vector products --------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("eager")
+@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+def test_hvp_equals_jax_hessian(hidden, depth, loss, lam):
+    """Every column: H eⱼ by forward-over-reverse equals jax.hessian's column j."""
+    params, x, y = problem(hidden, depth, loss)
+    reference = flat_hessian(params, x, y, hidden=hidden, loss=loss, lam=lam)
+    flat, unravel = ravel_pytree(params)
+    columns = jax.vmap(
+        lambda e: ravel_pytree(diagnostics.hvp(params, unravel(e), x, y, hidden=hidden, loss=loss, l2=lam))[0]
+    )(jnp.eye(flat.size, dtype=flat.dtype))
+    scale = float(jnp.max(jnp.abs(reference)))
+    error = float(jnp.max(jnp.abs(columns.T - reference))) / scale
+    assert error <= 1e-12, f"max |HVP − jax.hessian| / max|H| = {error:.2e}"
+
+
+@pytest.mark.usefixtures("eager")
+@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+def test_hvp_equals_finite_differences_of_hand_gradients(hidden, depth, loss, lam):
+    """Hv ≈ (g(θ + εv) − g(θ − εv)) / 2ε with g the hand-derived gradient: no autodiff in
+    the reference. Error: truncation ε²‖g‴‖/6 + rounding ε_mach‖g‖/ε, both ≈ 1e-11."""
+    params, x, y = problem(hidden, depth, loss)
+    flat, unravel = ravel_pytree(params)
+    v = jax.random.normal(jax.random.key(7), flat.shape, flat.dtype)
+    eps = 1e-5
+
+    def hand_grad(theta):
+        return ravel_pytree(backprop.grads(unravel(theta), x, y, hidden=hidden, loss=loss, l2=lam))[0]
+
+    numeric = (hand_grad(flat + eps * v) - hand_grad(flat - eps * v)) / (2 * eps)
+    product = ravel_pytree(diagnostics.hvp(params, unravel(v), x, y, hidden=hidden, loss=loss, l2=lam))[0]
+    error = float(jnp.max(jnp.abs(product - numeric) / jnp.maximum(jnp.abs(numeric), 1e-3)))
+    assert error <= 1e-6, f"max relative error {error:.2e}"
+
+
+# --- the top of the spectrum --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+def test_lanczos_with_p_steps_gives_the_whole_spectrum(hidden, loss):
+    """With k = P steps the Ritz values are every eigenvalue of H (numpy.linalg.eigvalsh),
+    repeated ones included (dead relu units give a block of exact zeros)."""
+    params, x, y = problem(hidden, 3, loss)
+    reference = np.linalg.eigvalsh(np.asarray(flat_hessian(params, x, y, hidden=hidden, loss=loss, lam=0.0)))
+    ritz = diagnostics.hessian_ritz_values(params, x, y, hidden=hidden, loss=loss,
+                                           iterations=reference.size, key=jax.random.key(0))
+    scale = np.max(np.abs(reference))
+    assert np.max(np.abs(np.asarray(ritz) - reference)) / scale <= 1e-10
+
+
+@functools.lru_cache(maxsize=None)
+def wider_problem(hidden: str):
+    """A 12-10-8-4 network (P = 254) on 32 examples: big enough that 20 Lanczos steps
+    see only a corner of the spectrum."""
+    key_p, key_x, key_y = jax.random.split(jax.random.key(3), 3)
+    params = mlp.init(key_p, [12, 10, 8, 4], scheme="uniform", dtype=jnp.float64)
+    x = jax.random.normal(key_x, (32, 12), jnp.float64)
+    y = jax.random.randint(key_y, (32,), 0, 4)
+    return params, x, y
+
+
+@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
+def test_top_eigenvalue_after_20_steps_matches_eigvalsh(hidden):
+    params, x, y = wider_problem(hidden)
+    reference = np.linalg.eigvalsh(np.asarray(
+        flat_hessian(params, x, y, hidden=hidden, loss="softmax_cross_entropy", lam=0.0)))
+    top = diagnostics.top_hessian_eigenvalue(params, x, y, hidden=hidden, iterations=20, key=jax.random.key(1))
+    assert abs(float(top) - reference[-1]) / reference[-1] <= 1e-8, (float(top), reference[-1])
+
+
+def test_lanczos_finds_the_largest_eigenvalue_not_the_largest_magnitude():
+    """Power iteration would return −5 here; the sharpness is the algebraic maximum 3."""
+    spectrum = jnp.array([-5.0, 0.5, 1.0, 2.0, 3.0, 3.0, 3.0], jnp.float64)
+    rotation, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (7, 7), jnp.float64))
+    matrix = rotation @ jnp.diag(spectrum) @ rotation.T
+    v0 = jnp.ones(7, jnp.float64)
+    ritz = diagnostics.lanczos(lambda v: matrix @ v, v0, iterations=7, key=jax.random.key(1))
+    np.testing.assert_allclose(ritz, spectrum, atol=1e-12)
+    five = diagnostics.lanczos(lambda v: matrix @ v, v0, iterations=5, key=jax.random.key(1))  # 5 distinct values
+    np.testing.assert_allclose(five[[0, -1]], [-5.0, 3.0], atol=1e-12)
+
+
+def test_lanczos_rejects_zero_iterations():
+    with pytest.raises(ValueError, match="at least one iteration, got 0"):
+        diagnostics.lanczos(lambda v: v, jnp.ones(3), iterations=0, key=jax.random.key(0))
+
+
+def test_ritz_values_compile_once_across_params_and_keys():
+    params, x, y = wider_problem("tanh")
+    ritz = diagnostics.hessian_ritz_values
+    before = ritz._cache_size()
+    for seed in range(3):
+        moved = jax.tree.map(lambda leaf: leaf * (1 + 0.1 * seed), params)
+        ritz(moved, x, y, hidden="tanh", iterations=20, key=jax.random.key(seed))
+    assert ritz._cache_size() == before + 1
+
+
+# --- dead units -----------------------------------------------------------------------------
+
+
+def test_dead_unit_fraction_counts_units_off_on_every_example():
+    params, x, _ = wider_problem("relu")
+    killed = [dict(layer) for layer in params]
+    killed[0]["b"] = killed[0]["b"].at[jnp.array([0, 3, 7])].set(-1e3)  # 3 of 10 dead
+    killed[1]["b"] = killed[1]["b"].at[jnp.array([5])].set(-1e3)  # 1 of 8 dead
+    np.testing.assert_allclose(diagnostics.dead_unit_fraction(killed, x), [0.3, 0.125])
+    zs, _ = mlp.forward(params, x, hidden="relu")
+    expected = [float(jnp.mean(jnp.all(z <= 0, axis=0))) for z in zs[:-1]]  # z ≤ 0 on every row
+    np.testing.assert_allclose(diagnostics.dead_unit_fraction(params, x), expected)
+    assert diagnostics.dead_unit_fraction(params, x, hidden="tanh").tolist() == [0.0, 0.0]
