@@ -17,6 +17,7 @@ STUDIES: dict[str, str] = {
     "regularization": "An L2 sweep (λ) as one program: softmax regression and an MLP.",
     "loss_functions": "NLL, cross-entropy, MSE and KL divergence on the same 784-128-64-10 network.",
     "learning_rate": "A learning-rate sweep from 0.001 to 0.5 as one program; divergence reported.",
+    "sharpness": "Why large learning rates kill the network: λ_max of the Hessian against (2+2β)/η.",
     "architectures": "Depth and width: test accuracy against the number of parameters.",
     "gurmukhi": "A 1024-256-64-10 MLP on handwritten Gurmukhi digits.",
     "svm": "Support-vector machines (scikit-learn) on the Gurmukhi pixels, four kernels.",

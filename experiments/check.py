@@ -73,6 +73,10 @@ def value_of(results: dict[str, Any], q: Quantity) -> Any:
     return node
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def key(q: Quantity) -> str:
     return f"{q.study}: {q.quantity}"
 
@@ -114,7 +118,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         q = row["quantity"]
         result = "ok" if row["ok"] else f"**FAIL** ({row['problem']})"
-        lines.append(f"| {q.study} | {q.quantity} | {fmt(q.reported, q.digits)} | {fmt(row['expected'], q.digits)} | "
+        lines.append(f"| {q.study} | {_cell(q.quantity)} | {fmt(q.reported, q.digits)} | {fmt(row['expected'], q.digits)} | "
                      f"{fmt(row['value'], q.digits)} | ±{q.tolerance:g} | {result} |")
     return "\n".join(lines)
 
@@ -142,7 +146,7 @@ def readme_table(reference: dict[str, Any]) -> str:
     for q in quantities():
         value = reference.get("values", {}).get(key(q))
         reported = "" if q.reported is None else f"{fmt(q.reported, q.digits)} → "
-        by_study.setdefault(q.study, []).append(f"{q.quantity}: {reported}{fmt(value, q.digits)}")
+        by_study.setdefault(q.study, []).append(f"{_cell(q.quantity)}: {reported}{fmt(value, q.digits)}")
     lines = [BEGIN, "| study | what it shows | reported → reproduced |", "| --- | --- | --- |"]
     for name, description in STUDIES.items():
         cells = "; ".join(by_study.get(name, [])) or "—"

@@ -3,6 +3,7 @@
 per-epoch checkpoints; the first program's record is saved before the second starts."""
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -29,6 +30,9 @@ def run(config, study):
     runs = []
     for program in ("first", "second"):
         def fit(**options):
+            # a pause after every epoch (outside the compiled program) leaves time for the
+            # background checkpoint writes to land, so the fault tests can kill mid-run
+            options["callback"] = lambda epoch, histories: time.sleep(0.15)
             result = engine.fit(mlp.init(jax.random.PRNGKey(len(runs)), [20, config.width, 2]),
                                 train.make_optimizer("momentum", learning_rate=0.05), (x, y), epochs=config.epochs,
                                 batch_size=16, val=(x[:128], y[:128]), seed=len(runs), **options)

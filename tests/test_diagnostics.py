@@ -1,12 +1,13 @@
 """jaxnet.diagnostics against independent references, in float64 (docs/diagnostics.md).
 
   * per-example gradients: the hand-derived outer products aᵢ ⊗ Bδᵢ (from backprop.deltas)
-    equal ``vmap(grad)`` on every network of the gradient grid, and each row equals
-    ``jax.grad`` of that example alone;
+    equal ``vmap(grad)``, and each row equals ``jax.grad`` of that example alone;
   * per-example norms and B_simple = tr(Σ)/‖G‖² equal NumPy on the materialised gradients;
-  * Hessian-vector products (jvp of grad) equal ``jax.hessian`` column by column, for every
-    loss × activation × depth × λ, and central differences of the *hand-derived* gradient;
+  * Hessian-vector products (jvp of grad) equal ``jax.hessian`` column by column, and
+    central differences of the *hand-derived* gradient;
   * Lanczos Ritz values equal ``numpy.linalg.eigvalsh`` of the full Hessian.
+
+The gradient checks run on the networks of the gradient grid (tests/test_backprop.py).
 """
 from __future__ import annotations
 
@@ -19,14 +20,24 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from helpers import tree_max_relative_error
-from jaxnet import backprop, diagnostics, mlp
-from test_backprop import GRID, GRID_IDS, float64, problem, total_loss  # noqa: F401 (float64: autouse x64)
+from jaxnet import backprop, diagnostics, engine, mlp, train
+from test_backprop import (  # noqa: F401 (float64: autouse x64)
+    ACTIVATIONS, DEPTHS, GRID, GRID_IDS, LAMBDAS, LOSSES, float64, problem, total_loss)
 
+# Every grid check runs on all 108 networks of the gradient grid (activation × depth × loss
+# × λ) with `pytest -m slow`. Each network compiles its own programs (~1 s of CPU, a Hessian
+# ~2 s), so the default suite runs a covering six: every loss once, every activation at
+# depths 1 and 3 and at both λ.
+COVER = [(ACTIVATIONS[k % 3], 3 if k < 3 else 1, loss, LAMBDAS[k % 2]) for k, loss in enumerate(LOSSES)]
+
+def cells(default):
+    return [pytest.param(*cell, id=name, marks=() if cell in default else pytest.mark.slow)
+            for cell, name in zip(GRID, GRID_IDS)]
 
 def flat_hessian(params, x, y, *, hidden, loss, lam):
     """The full P × P Hessian by ``jax.hessian`` (reverse-over-forward), the reference."""
     flat, unravel = ravel_pytree(params)
-    return jax.hessian(lambda theta: total_loss(unravel(theta), x, y, hidden=hidden, loss=loss, lam=lam))(flat)
+    return jax.jit(jax.hessian(lambda theta: total_loss(unravel(theta), x, y, hidden=hidden, loss=loss, lam=lam)))(flat)
 
 
 def flatten_rows(tree):
@@ -39,14 +50,14 @@ def flatten_rows(tree):
 
 @pytest.fixture
 def eager():
-    """Op-by-op execution: across the grid's 108 small networks XLA's per-op cache is
-    reused, where jit would compile a new program for every (activation, loss, depth)."""
+    """Op-by-op execution: across the grid's small networks XLA's per-op cache is reused,
+    where jit would compile a new program for every (activation, loss, depth)."""
     with jax.disable_jit():
         yield
 
 
 @pytest.mark.usefixtures("eager")
-@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
 def test_manual_per_example_grads_equal_vmap_of_grad(hidden, depth, loss, lam):
     params, x, y = problem(hidden, depth, loss)
     kwargs = dict(hidden=hidden, loss=loss, l2=lam)
@@ -62,8 +73,8 @@ def test_manual_per_example_grads_equal_vmap_of_grad(hidden, depth, loss, lam):
     np.testing.assert_allclose(norms, jnp.linalg.norm(flatten_rows(auto), axis=1), rtol=1e-10)
 
 
-@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
-def test_per_example_grad_is_the_gradient_of_that_example_alone(hidden):
+def test_per_example_grad_is_the_gradient_of_that_example_alone():
+    hidden = "tanh"
     params, x, y = problem(hidden, 1, "softmax_cross_entropy")
     rows = diagnostics.per_example_grads(params, x, y, hidden=hidden, l2=0.1)
     for i in range(x.shape[0]):
@@ -73,8 +84,8 @@ def test_per_example_grad_is_the_gradient_of_that_example_alone(hidden):
         assert tree_max_relative_error(row, alone, floor=1e-8) <= 1e-12
 
 
-@pytest.mark.parametrize("hidden, lam", [("relu", 0.0), ("tanh", 0.1), ("sigmoid", 0.0)])
-@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse", "kl_divergence"])
+@pytest.mark.parametrize("hidden, loss, lam", [("relu", "softmax_cross_entropy", 0.0), ("tanh", "mse", 0.1),
+                                               ("sigmoid", "kl_divergence", 0.0)])
 def test_gradient_noise_scale_equals_numpy_covariance(hidden, lam, loss):
     params, x, y = problem(hidden, 3, loss)
     result = diagnostics.gradient_noise_scale(params, x, y, hidden=hidden, loss=loss, l2=lam)
@@ -103,23 +114,28 @@ def test_gradient_noise_scale_rejects_a_batch_of_one():
 # --- Hessian-vector products --------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("eager")
-@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
 def test_hvp_equals_jax_hessian(hidden, depth, loss, lam):
     """Every column: H eⱼ by forward-over-reverse equals jax.hessian's column j."""
     params, x, y = problem(hidden, depth, loss)
-    reference = flat_hessian(params, x, y, hidden=hidden, loss=loss, lam=lam)
     flat, unravel = ravel_pytree(params)
-    columns = jax.vmap(
-        lambda e: ravel_pytree(diagnostics.hvp(params, unravel(e), x, y, hidden=hidden, loss=loss, l2=lam))[0]
-    )(jnp.eye(flat.size, dtype=flat.dtype))
+
+    @jax.jit  # one program for both: compiling dominates on networks this small
+    def both(theta):
+        reference = jax.hessian(lambda t: total_loss(unravel(t), x, y, hidden=hidden, loss=loss, lam=lam))(theta)
+        columns = jax.vmap(lambda e: ravel_pytree(
+            diagnostics.hvp(unravel(theta), unravel(e), x, y, hidden=hidden, loss=loss, l2=lam))[0])(
+            jnp.eye(theta.size, dtype=theta.dtype))
+        return reference, columns
+
+    reference, columns = both(flat)
     scale = float(jnp.max(jnp.abs(reference)))
     error = float(jnp.max(jnp.abs(columns.T - reference))) / scale
     assert error <= 1e-12, f"max |HVP − jax.hessian| / max|H| = {error:.2e}"
 
 
 @pytest.mark.usefixtures("eager")
-@pytest.mark.parametrize("hidden, depth, loss, lam", GRID, ids=GRID_IDS)
+@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
 def test_hvp_equals_finite_differences_of_hand_gradients(hidden, depth, loss, lam):
     """Hv ≈ (g(θ + εv) − g(θ − εv)) / 2ε with g the hand-derived gradient: no autodiff in
     the reference. Error: truncation ε²‖g‴‖/6 + rounding ε_mach‖g‖/ε, both ≈ 1e-11."""
@@ -140,8 +156,7 @@ def test_hvp_equals_finite_differences_of_hand_gradients(hidden, depth, loss, la
 # --- the top of the spectrum --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
-@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+@pytest.mark.parametrize("hidden, loss", [("relu", "softmax_cross_entropy"), ("tanh", "mse")])
 def test_lanczos_with_p_steps_gives_the_whole_spectrum(hidden, loss):
     """With k = P steps the Ritz values are every eigenvalue of H (numpy.linalg.eigvalsh),
     repeated ones included (dead relu units give a block of exact zeros)."""
@@ -164,8 +179,8 @@ def wider_problem(hidden: str):
     return params, x, y
 
 
-@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh"])
-def test_top_eigenvalue_after_20_steps_matches_eigvalsh(hidden):
+def test_top_eigenvalue_after_20_steps_matches_eigvalsh():
+    hidden = "relu"
     params, x, y = wider_problem(hidden)
     reference = np.linalg.eigvalsh(np.asarray(
         flat_hessian(params, x, y, hidden=hidden, loss="softmax_cross_entropy", lam=0.0)))
@@ -182,7 +197,7 @@ def test_lanczos_finds_the_largest_eigenvalue_not_the_largest_magnitude():
     ritz = diagnostics.lanczos(lambda v: matrix @ v, v0, iterations=7, key=jax.random.key(1))
     np.testing.assert_allclose(ritz, spectrum, atol=1e-12)
     five = diagnostics.lanczos(lambda v: matrix @ v, v0, iterations=5, key=jax.random.key(1))  # 5 distinct values
-    np.testing.assert_allclose(five[[0, -1]], [-5.0, 3.0], atol=1e-12)
+    np.testing.assert_allclose(np.asarray(five)[[0, -1]], [-5.0, 3.0], atol=1e-12)
 
 
 def test_lanczos_rejects_zero_iterations():
@@ -205,11 +220,62 @@ def test_ritz_values_compile_once_across_params_and_keys():
 
 def test_dead_unit_fraction_counts_units_off_on_every_example():
     params, x, _ = wider_problem("relu")
+
+    def reference(p):  # z ≤ 0 on every row, counted in NumPy
+        zs, _ = mlp.forward(p, x, hidden="relu")
+        return [float(np.mean(np.all(np.asarray(z) <= 0, axis=0))) for z in zs[:-1]]
+
+    before = diagnostics.dead_unit_fraction(params, x)
+    np.testing.assert_allclose(before, reference(params))
     killed = [dict(layer) for layer in params]
-    killed[0]["b"] = killed[0]["b"].at[jnp.array([0, 3, 7])].set(-1e3)  # 3 of 10 dead
-    killed[1]["b"] = killed[1]["b"].at[jnp.array([5])].set(-1e3)  # 1 of 8 dead
-    np.testing.assert_allclose(diagnostics.dead_unit_fraction(killed, x), [0.3, 0.125])
-    zs, _ = mlp.forward(params, x, hidden="relu")
-    expected = [float(jnp.mean(jnp.all(z <= 0, axis=0))) for z in zs[:-1]]  # z ≤ 0 on every row
-    np.testing.assert_allclose(diagnostics.dead_unit_fraction(params, x), expected)
+    killed[0]["b"] = killed[0]["b"].at[jnp.array([0, 3, 7])].set(-1e3)  # 3 of 10 units never fire
+    alive = int(jnp.flatnonzero(jnp.any(mlp.forward(params, x)[0][1] > 0, axis=0))[0])
+    killed[1]["b"] = killed[1]["b"].at[alive].set(-1e3)  # 1 more of 8
+    after = diagnostics.dead_unit_fraction(killed, x)
+    np.testing.assert_allclose(after, reference(killed))
+    assert float(before[0]) == 0.0 and float(after[0]) == pytest.approx(0.3)
+    assert float(after[1]) == pytest.approx(float(before[1]) + 1 / 8)
     assert diagnostics.dead_unit_fraction(params, x, hidden="tanh").tolist() == [0.0, 0.0]
+
+
+# --- the training probe -------------------------------------------------------------------
+
+
+def small_classification(seed=0, n=96, inputs=12, classes=4):
+    kx, ky = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(kx, (n, inputs)), jax.random.randint(ky, (n,), 0, classes)
+
+
+def test_curvature_probe_measures_what_the_functions_measure():
+    with jax.enable_x64(False):  # float32, as in training
+        x, y = small_classification()
+        params = mlp.init(jax.random.key(1), [12, 10, 8, 4])
+        probe = diagnostics.curvature_probe(x[:32], y[:32], iterations=12, key=jax.random.key(2))
+        values = jax.jit(probe)(params)
+        assert sorted(values) == ["dead_1", "dead_2", "lambda_max", "noise_scale"]
+        np.testing.assert_allclose(values["lambda_max"], diagnostics.top_hessian_eigenvalue(
+            params, x[:32], y[:32], iterations=12, key=jax.random.key(2)), rtol=1e-5)
+        np.testing.assert_allclose(values["noise_scale"],
+                                   diagnostics.gradient_noise_scale(params, x[:32], y[:32]).b_simple, rtol=1e-5)
+        np.testing.assert_allclose([values["dead_1"], values["dead_2"]], diagnostics.dead_unit_fraction(params, x[:32]))
+
+
+def test_fit_records_the_probe_every_k_epochs():
+    with jax.enable_x64(False):
+        x, y = small_classification()
+        params = mlp.init(jax.random.key(1), [12, 10, 8, 4])
+        probe = diagnostics.curvature_probe(x[:32], y[:32], iterations=12, key=jax.random.key(2))
+        result = engine.fit(params, train.make_optimizer("momentum", learning_rate=0.05), (x, y), epochs=5,
+                            batch_size=16, probe=probe, probe_every=2, log=None)
+        history = result.history
+        assert history.probe_epoch == [2.0, 4.0, 5.0]  # every 2nd epoch and after the last
+        assert set(history.probes) == {"lambda_max", "noise_scale", "dead_1", "dead_2"}
+        final = jax.jit(probe)(result.params)
+        assert history.probes["lambda_max"][-1] == pytest.approx(float(final["lambda_max"]), rel=1e-5)
+        assert all(v > 0 for v in history.probes["lambda_max"])
+
+
+def test_curvature_probe_rejects_a_batch_of_one():
+    x, y = small_classification()
+    with pytest.raises(ValueError, match="at least 2 examples, got shape \\(1, 12\\)"):
+        diagnostics.curvature_probe(x[:1], y[:1], key=jax.random.key(0))

@@ -136,7 +136,7 @@ def learning_curves(path: str | Path, curves: Mapping[str, Mapping[str, Sequence
             ax_loss.set_yscale("log")
         ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
         ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-        if len(curves) > 1 or next(iter(curves), ""):
+        if (len(curves) > 1 or next(iter(curves), "")) and ax_loss.get_legend_handles_labels()[1]:
             ax_loss.legend(title=None, loc="best", ncol=2 if len(curves) > 6 else 1)
         ax_acc.legend([Line2D([], [], color="0.3", ls="-"), Line2D([], [], color="0.3", ls="--")],
                       ["train", "validation"], loc="best")

@@ -278,7 +278,8 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
     with OutputLock(out), progress.closing():
         study.environment = environment()
         study.previous = _previous(study)
-        study.log(f"writing to {out} (config hash {study.config_hash})")
+        study.log(f"writing to {out} on {study.environment['device']} × {study.environment['device_count']} "
+                  f"(config hash {study.config_hash})")
         results = to_jsonable(study.results(run_fn(config, study)))
         check_results(results)
         write_results(out, results)

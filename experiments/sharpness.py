@@ -1,0 +1,461 @@
+"""Sharpness: why large learning rates kill the network. The PyTorch-tutorial 784-128-64-10
+ReLU network (MNIST in [−1, 1], NLL on log-softmax, SGD with momentum 0.9, batch 64) trained
+at learning rates 0.5 … 0.003 as ONE vmapped sweep, with the top Hessian eigenvalue λ_max
+(Lanczos on Hessian-vector products, on a fixed batch), the gradient noise scale and the
+fraction of dead ReLUs per layer measured while it trains (``engine.sweep(probe=…)``).
+
+Gradient descent on a quadratic is stable only while λ_max < 2/η; with heavy-ball momentum β
+the bound is (2 + 2β)/η (Cohen et al. 2021, "edge of stability"). The report says, from the
+numbers, whether each rate's collapse coincides with λ_max crossing its bound, when it
+crosses, and which rates never do. The first steps decide it, so they are resolved by
+replaying prefixes of the sweep's first-epoch data order (each prefix one sweep). A
+full-batch gradient-descent variant on 2,000 images shows the cleanest form of the theory:
+progressive sharpening of λ_max up to 2/η, where it stays.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+from experiments import lib
+from experiments.lib import plots, tutorial
+from jaxnet import data, diagnostics, engine, mlp, train
+
+NAME = "sharpness"
+FLAT = 1e-9  # a dead fraction within this of 1 is "every unit dead"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(tutorial.TutorialConfig):
+    learning_rates: tuple[float, ...] = (0.5, 0.2, 0.1, 0.03, 0.01, 0.003)
+    """SGD learning rates of the sweep (one vmapped program, one member per rate)"""
+    loss: str = "nll"
+    """training loss (a jaxnet loss name; "nll" applies log-softmax to the logits)"""
+    epochs: int = 5
+    """epochs of the SGD sweep over the training set (λ_max measured after each)"""
+    early_steps: tuple[int, ...] = (5, 10, 20, 40, 60, 80, 120, 160)
+    """SGD steps at which λ_max is measured in the first epoch (each a replayed prefix)"""
+    probe_images: int = 512
+    """the fixed batch on which λ_max, the noise scale and dead units are measured (SGD)"""
+    lanczos_iterations: int = 20
+    """Lanczos steps (Hessian-vector products) per λ_max estimate"""
+    gd_images: int = 2000
+    """training images of the full-batch gradient-descent variant (0: skip it)"""
+    gd_learning_rates: tuple[float, ...] = (0.2, 0.1, 0.05)
+    """learning rates of the full-batch gradient-descent variant (no momentum)"""
+    gd_steps: int = 200
+    """full-batch gradient-descent steps"""
+    gd_probe_every: int = 20
+    """full-batch steps between λ_max measurements"""
+
+    def quick_variant(self) -> Config:
+        # 3,000 images = 46 steps an epoch: the replay of 46 steps must equal the sweep after epoch 1
+        return dataclasses.replace(self, train_images=3000, test_images=1000, epochs=2, early_steps=(5, 46),
+                                   probe_images=128, lanczos_iterations=8, gd_images=500, gd_steps=20,
+                                   gd_probe_every=10)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        problems = tutorial.config_problems(self)
+        n_train = self.train_images or 60_000
+        if any(not lr > 0 for lr in (*self.learning_rates, *self.gd_learning_rates)):
+            problems.append(("--learning-rates", "a learning rate is ≤ 0", "give positive learning rates"))
+        if len({f"{lr:g}" for lr in self.learning_rates}) != len(self.learning_rates):
+            problems.append(("--learning-rates", f"{list(self.learning_rates)} repeat a rate", "give each rate once"))
+        steps = n_train // self.batch_size
+        if any(not 1 <= s <= steps for s in self.early_steps) or list(self.early_steps) != sorted(set(self.early_steps)):
+            problems.append(("--early-steps", f"{list(self.early_steps)}", f"give increasing steps in [1, {steps}] "
+                             "(one epoch)"))
+        if not 2 <= self.probe_images <= n_train:
+            problems.append(("--probe-images", f"{self.probe_images}", f"give 2 … {n_train}"))
+        if self.lanczos_iterations < 1:
+            problems.append(("--lanczos-iterations", f"{self.lanczos_iterations}", "give at least 1"))
+        if self.gd_images and not 2 <= self.gd_images <= 60_000:
+            problems.append(("--gd-images", f"{self.gd_images}", "give 0 (skip) or 2 … 60,000"))
+        if self.gd_images and not 1 <= self.gd_probe_every <= self.gd_steps:
+            problems.append(("--gd-probe-every", f"{self.gd_probe_every}", f"give 1 … {self.gd_steps} (--gd-steps)"))
+        return problems
+
+
+def run_name(lr: float) -> str:
+    return f"lr={lr:g}"
+
+
+def sgd_bound(lr: float, momentum: float) -> float:
+    """(2 + 2β)/η: the largest λ_max heavy-ball momentum β at step η is stable on (2/η for β = 0)."""
+    return (2.0 + 2.0 * momentum) / lr
+
+
+# ------------------------------------------------------------------------------- training
+def _point(step: int, probes: Mapping[str, float], test_accuracy: float | None = None) -> dict[str, Any]:
+    dead = [probes[k] for k in sorted((k for k in probes if k.startswith("dead_")), key=lambda k: int(k[5:]))]
+    return {"step": int(step), "lambda_max": probes["lambda_max"], "noise_scale": probes["noise_scale"],
+            "dead": dead, "test_accuracy": test_accuracy}
+
+
+def run(config: Config, study: lib.Study) -> dict[str, Any]:
+    """The SGD sweep (prefix replays, then epochs), each measured by one curvature probe, and
+    the full-batch gradient-descent variant."""
+    d = tutorial.load_data(config, study)
+    rates, k = list(config.learning_rates), len(config.learning_rates)
+    n, seed = len(d.x_train), config.seed
+    rng = np.random.default_rng(seed)
+    probe_rows = np.sort(rng.choice(n, config.probe_images, replace=False))
+    probe = diagnostics.curvature_probe(d.x_train[probe_rows], d.y_train[probe_rows], loss=config.loss,
+                                        iterations=config.lanczos_iterations, key=jax.random.PRNGKey(seed))
+    init = tutorial.init_fn(config.hidden, config.init)
+    at_init = {name: float(v) for name, v in jax.jit(probe)(init(jax.random.PRNGKey(seed))).items()}
+    common = dict(batch_size=config.batch_size, learning_rate=rates, init_seed=[seed] * k, data_seed=[seed] * k,
+                  loss=config.loss, eval_train=False, probe=probe)
+    optimizer = tutorial.optimizer(rates[0], config.momentum)
+    trajectories = {run_name(lr): [_point(0, at_init)] for lr in rates}
+
+    # The first epoch's order is the engine's documented permutation fold_in(PRNGKey(seed), 0);
+    # a sweep over its first S batches in stored order replays the sweep's first S steps.
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(seed), 0), n))
+    for steps in config.early_steps:
+        rows = order[: steps * config.batch_size]
+        study.log(f"first {steps} steps")
+        result = engine.sweep(init, optimizer, (d.x_train[rows], d.y_train[rows]), epochs=1, shuffle=False,
+                              test=(d.x_test, d.y_test), log=None, **common)
+        for lr, history in zip(rates, result.histories):
+            if history.probe_epoch:
+                trajectories[run_name(lr)].append(
+                    _point(steps, {name: column[-1] for name, column in history.probes.items()},
+                           history.test_accuracy[-1] if history.test_accuracy else None))
+
+    steps_per_epoch = n // config.batch_size
+
+    def train_sweep(**options: Any) -> list[dict[str, Any]]:
+        result = engine.sweep(init, optimizer, (d.x_train, d.y_train), epochs=config.epochs,
+                              test=(d.x_test, d.y_test), **common, **options)
+        records = []
+        for i, lr in enumerate(rates):
+            history = result.histories[i]
+            run_config = {"loss": config.loss, "learning_rate": lr, "hidden": list(config.hidden),
+                          "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
+                          "init": config.init, "seed": seed, "sweep_members": k,
+                          "bound": sgd_bound(lr, config.momentum)}
+            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=config.loss,
+                                           seconds=history.seconds[-1] if history.seconds else 0.0))
+        return records
+
+    runs = study.train("sweep", [run_name(lr) for lr in rates], train_sweep, label=f"{k} learning rates",
+                       epochs=config.epochs)
+    for record in runs:
+        h = record["history"]
+        accuracy = dict(zip(h["epoch"], h["test_accuracy"]))
+        for i, epoch in enumerate(h.get("probe_epoch") or []):
+            values = {name: column[i] for name, column in h["probes"].items()}
+            if values.get("lambda_max") is not None:
+                trajectories[record["name"]].append(
+                    _point(round(epoch * steps_per_epoch), values, accuracy.get(epoch)))
+    study.save_progress(runs)
+
+    gd = run_gd(config, study) if config.gd_images else None
+    summary = {r["name"]: summarize(trajectories[r["name"]], r) for r in runs}
+    return {"runs": runs, "headline": ("runs whose collapse follows a crossing of (2+2β)/η",
+                                       sum(1 for s in summary.values() if s["collapsed"] and s["crossed_step"] is not None)),
+            "steps_per_epoch": steps_per_epoch, "probe_rows": probe_rows.tolist(), "trajectories": trajectories,
+            "summary": summary, "gd": gd}
+
+
+def run_gd(config: Config, study: lib.Study) -> dict[str, Any]:
+    """Full-batch gradient descent (no momentum) on a stratified subset: one step per epoch,
+    λ_max of the whole training loss every ``gd_probe_every`` steps."""
+    ds = study.load("mnist")
+    x, y = data.stratified_subset(ds.x_train, ds.y_train, config.gd_images, seed=config.seed)
+    x = data.flatten(data.normalize(data.scale(x), 0.5, 0.5))
+    rates, k = list(config.gd_learning_rates), len(config.gd_learning_rates)
+    probe = diagnostics.curvature_probe(x, y, loss=config.loss, iterations=config.lanczos_iterations,
+                                        key=jax.random.PRNGKey(config.seed))
+    init = tutorial.init_fn(config.hidden, config.init)
+    at_init = {name: float(v) for name, v in jax.jit(probe)(init(jax.random.PRNGKey(config.seed))).items()}
+    study.log(f"full-batch gradient descent, {k} rates × {config.gd_steps} steps")
+    result = engine.sweep(init, train.make_optimizer("sgd", learning_rate=rates[0]), (x, np.asarray(y)),
+                          epochs=config.gd_steps, batch_size=len(x), shuffle=False, learning_rate=rates,
+                          init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=config.loss, probe=probe,
+                          probe_every=config.gd_probe_every, log=None)
+    out = []
+    for lr, h in zip(rates, result.histories):
+        out.append({"name": run_name(lr), "learning_rate": lr, "bound": 2.0 / lr,
+                    "step": [0] + [round(e) for e in h.probe_epoch],
+                    "lambda_max": [at_init["lambda_max"]] + list(h.probes.get("lambda_max", [])),
+                    "loss_step": [round(e) for e in h.epoch], "train_loss": list(h.train_loss),
+                    "train_accuracy": list(h.train_accuracy), "diverged": h.diverged})
+    return {"images": len(x), "steps": config.gd_steps, "runs": out}
+
+
+# ------------------------------------------------------------------- outcomes, from the numbers
+def is_flat(dead: Sequence[float | None]) -> bool:
+    """Some hidden layer has every unit dead on the probe batch: the output no longer depends on the input."""
+    return any(f is not None and f >= 1.0 - FLAT for f in dead)
+
+
+def summarize(points: Sequence[Mapping[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
+    """When λ_max first exceeds the run's bound, when a hidden layer first dies entirely, the
+    peak and final λ_max, and whether the run collapsed: it diverged, predicts one class for
+    every test image, or ends with a hidden layer dead on every training image."""
+    bound = run["config"]["bound"]
+    measured = [p for p in points if p["lambda_max"] is not None]
+    crossed = next((p for p in measured if p["lambda_max"] > bound), None)
+    flat = next((p for p in points if is_flat(p["dead"])), None)
+    peak = max(measured, key=lambda p: p["lambda_max"]) if measured else None
+    return {"bound": bound, "crossed_step": None if crossed is None else crossed["step"],
+            "crossed_value": None if crossed is None else crossed["lambda_max"],
+            "flat_step": None if flat is None else flat["step"],
+            "peak": None if peak is None else peak["lambda_max"], "peak_step": None if peak is None else peak["step"],
+            "final": measured[-1]["lambda_max"] if measured else None,
+            "collapsed": bool(run["diverged"] or run["final"]["classes_predicted"] == 1
+                              or is_flat(run["final"]["dead_unit_fraction"])),
+            "diverged": bool(run["diverged"]), "test_accuracy": run["final"]["test_accuracy"],
+            "classes": run["final"]["classes_predicted"]}
+
+
+def verdict(summary: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Runs sorted into: collapsed after crossing, collapsed without crossing, crossed but
+    survived, never crossed (and survived)."""
+    groups: dict[str, list[str]] = {"collapsed_after_crossing": [], "collapsed_without_crossing": [],
+                                    "crossed_and_survived": [], "never_crossed": []}
+    for name, s in summary.items():
+        crossed = s["crossed_step"] is not None
+        if s["collapsed"]:
+            first_flat = s["flat_step"]
+            before = crossed and (first_flat is None or s["crossed_step"] <= first_flat)
+            groups["collapsed_after_crossing" if before else "collapsed_without_crossing"].append(name)
+        else:
+            groups["crossed_and_survived" if crossed else "never_crossed"].append(name)
+    return groups
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(n.replace("lr=", "") for n in names)
+
+
+def summaries(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`summarize` of every run, from the trajectories and run records of ``results``."""
+    return {r["name"]: summarize(results["trajectories"][r["name"]], r) for r in results["runs"]}
+
+
+def findings(results: Mapping[str, Any]) -> list[str]:
+    """The SGD outcome sentences, each worded from the numbers it states."""
+    summary, cfg = summaries(results), results["config"]
+    first = next(iter(results["trajectories"].values()))[0]["lambda_max"]
+    bounds = {name: s["bound"] for name, s in summary.items()}
+    below = [n for n, b in bounds.items() if first < b]
+    out = [f"At initialisation λ_max = {first:.2f} on the probe batch, "
+           + ("below the bound of every rate" if len(below) == len(bounds) else
+              f"above the bound of lr {_names([n for n in bounds if n not in below])}")
+           + f" (the smallest bound, (2 + 2·{cfg['momentum']:g})/η at η = {max(cfg['learning_rates']):g}, is "
+           f"{min(bounds.values()):.2f})."]
+    groups = verdict(summary)
+    for name in groups["collapsed_after_crossing"]:
+        s = summary[name]
+        flat = (f"a hidden layer was entirely dead by step {s['flat_step']}" if s["flat_step"] is not None
+                else "no hidden layer was entirely dead on the probe batch")
+        how = "diverged" if s["diverged"] else f"at test accuracy {s['test_accuracy']:.3f} ({s['classes']} class" + (
+            "" if s["classes"] == 1 else "es") + " predicted)"
+        out.append(f"**lr {name[3:]} collapsed after crossing its bound**: λ_max {s['crossed_value']:.1f} > "
+                   f"{s['bound']:.1f} at step {s['crossed_step']} (peak {s['peak']:.1f} at step {s['peak_step']}); "
+                   f"{flat}, and the run ends {how} with "
+                   f"λ_max {s['final']:.2f}, {s['bound'] / max(s['final'], 1e-12):.0f}× below the bound: a dead "
+                   "network is flat, so the curvature that broke it is gone by the end.")
+    steps = [p["step"] for p in next(iter(results["trajectories"].values()))]
+    for name in groups["collapsed_without_crossing"]:
+        s = summary[name]
+        when = (f"was below it at every one of the {len(steps)} measurements (steps {steps[0]}–{steps[-1]}; a "
+                "crossing between two of them cannot be excluded)" if s["crossed_step"] is None else
+                f"crossed it only at step {s['crossed_step']}, after a hidden layer had died at step {s['flat_step']}")
+        out.append(f"**lr {name[3:]} collapsed without a prior crossing**: its bound is {s['bound']:.1f} and λ_max "
+                   f"(peak {s['peak']:.1f} at step {s['peak_step']}) {when}; here the bound does not explain the "
+                   "collapse.")
+    for name in groups["crossed_and_survived"]:
+        s = summary[name]
+        back = "fell back below it" if s["final"] < s["bound"] else "stayed above it"
+        out.append(f"**lr {name[3:]} crossed but survived**: λ_max {s['crossed_value']:.1f} > {s['bound']:.1f} at "
+                   f"step {s['crossed_step']}, then {back} ({s['final']:.1f} at the end), and the network still "
+                   "predicts several classes with no hidden layer dead throughout.")
+    if groups["never_crossed"]:
+        ratio = max(summary[n]["peak"] / summary[n]["bound"] for n in groups["never_crossed"])
+        out.append(f"**Never crossed** at any measurement: lr {_names(groups['never_crossed'])}; their λ_max peaked at most "
+                   f"{100 * ratio:.0f}% of the bound, and none collapsed.")
+    coincide = not groups["collapsed_without_crossing"] and bool(groups["collapsed_after_crossing"])
+    collapsed = groups["collapsed_after_crossing"] + groups["collapsed_without_crossing"]
+    if not collapsed:
+        out.append("No run collapsed, so there is no collapse for a crossing to explain.")
+    elif coincide:
+        extra = (" Crossing is necessary but not sufficient here: " + _names(groups["crossed_and_survived"]) +
+                 " crossed and survived." if groups["crossed_and_survived"] else
+                 " Every rate that crossed collapsed, and none that stayed below did.")
+        out.append(f"**Collapse coincides with crossing the bound**: each collapsed run ({_names(collapsed)}) had "
+                   "λ_max above (2 + 2β)/η before any of its hidden layers died." + extra)
+    else:
+        out.append(f"**Collapse does not coincide with crossing the bound** for lr "
+                   f"{_names(groups['collapsed_without_crossing'])}.")
+    return out
+
+
+def gd_findings(gd: Mapping[str, Any]) -> list[str]:
+    """Progressive sharpening and the edge of stability, from the full-batch numbers."""
+    out = []
+    for r in gd["runs"]:
+        name = r["name"]
+        lam = [v for v in r["lambda_max"] if v is not None]
+        if not lam or r["diverged"]:
+            out.append(f"lr {name[3:]}: the run diverged (loss NaN/inf); no λ_max trajectory to compare.")
+            continue
+        bound = r["bound"]
+        reached = next((s for s, v in zip(r["step"], r["lambda_max"]) if v is not None and v >= 0.9 * bound), None)
+        losses = [v for v in r["train_loss"] if v is not None]
+        rises = sum(1 for a, b in zip(losses, losses[1:]) if b > a)
+        text = f"lr {name[3:]} (2/η = {bound:.0f}): λ_max went from {lam[0]:.1f} "
+        if reached is None:
+            text += (f"to at most {max(lam):.1f} ({100 * max(lam) / bound:.0f}% of 2/η) in {gd['steps']} steps: "
+                     "it never reached the bound")
+        else:
+            after = [v / bound for s, v in zip(r["step"], r["lambda_max"]) if v is not None and s >= reached]
+            text += (f"to within 10% of 2/η by step {reached} (**progressive sharpening**) and then stayed at a "
+                     f"median {float(np.median(after)):.2f} × 2/η (range {min(after):.2f}–{max(after):.2f})")
+        text += (f"; the training loss went from {losses[0]:.3f} to {losses[-1]:.3f} and rose in {rises} of "
+                 f"{len(losses) - 1} steps" + (" (non-monotone: the edge of stability)" if rises else "") + ".")
+        out.append(text)
+    return out
+
+
+# ------------------------------------------------------------------------------- figures
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=plots.DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _steps_axis(ax: Any) -> None:
+    ax.set_xscale("symlog", linthresh=5)
+    ax.set_xlim(left=0)
+
+
+def sharpness_figure(path: Path, results: Mapping[str, Any]) -> Path:
+    """λ_max against SGD step per rate, with each rate's (2 + 2β)/η as a dashed line."""
+    trajectories, summary = results["trajectories"], summaries(results)
+    colors = plots.palette(list(trajectories))
+    with plt.rc_context(plots.STYLE):
+        fig, ax = plt.subplots(figsize=(7.2, 4.6))
+        for name, points in trajectories.items():
+            xs = [p["step"] for p in points if p["lambda_max"] is not None]
+            ys = [max(p["lambda_max"], 1e-3) for p in points if p["lambda_max"] is not None]
+            ax.plot(xs, ys, "-o", ms=3.5, color=colors[name], label=name)
+            ax.axhline(summary[name]["bound"], color=colors[name], ls="--", lw=1)
+        _steps_axis(ax)
+        ax.set_yscale("log")
+        ax.set(xlabel="SGD step (symlog)", ylabel="λ_max of the Hessian (probe batch)",
+               title="Sharpness λ_max; dashed: each rate's bound (2 + 2β)/η")
+        ax.legend(loc="best", ncol=2)
+        return _save(fig, path)
+
+
+def dead_figure(path: Path, results: Mapping[str, Any]) -> Path:
+    """Fraction of dead ReLUs per hidden layer against SGD step."""
+    trajectories = results["trajectories"]
+    colors = plots.palette(list(trajectories))
+    layers = len(next(iter(trajectories.values()))[0]["dead"])
+    with plt.rc_context(plots.STYLE):
+        fig, axes = plt.subplots(1, layers, figsize=(5.2 * layers, 4.0), squeeze=False)
+        for layer, ax in enumerate(axes[0]):
+            for name, points in trajectories.items():
+                ax.plot([p["step"] for p in points], [p["dead"][layer] for p in points], "-o", ms=3,
+                        color=colors[name], label=name)
+            _steps_axis(ax)
+            ax.set(xlabel="SGD step (symlog)", ylabel="dead fraction", ylim=(-0.03, 1.03),
+                   title=f"hidden layer {layer + 1}: units zero for every probe image")
+        axes[0][0].legend(loc="best")
+        return _save(fig, path)
+
+
+def gd_figure(path: Path, gd: Mapping[str, Any]) -> Path:
+    """Full-batch GD: λ_max with 2/η (left), training loss (right), against step."""
+    runs = {r["name"]: r for r in gd["runs"]}  # a list in results.json: its order is kept
+    colors = plots.palette(list(runs))
+    with plt.rc_context(plots.STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for name, r in runs.items():
+            left.plot(r["step"], r["lambda_max"], "-o", ms=3.5, color=colors[name], label=name)
+            left.axhline(r["bound"], color=colors[name], ls="--", lw=1)
+            right.plot(r["loss_step"], r["train_loss"], "-", color=colors[name], label=name)
+        left.set(xlabel="gradient-descent step", ylabel="λ_max (all training images)",
+                 title="Full-batch GD: λ_max; dashed: 2/η")
+        right.set(xlabel="gradient-descent step", ylabel="training loss", title="Training loss", yscale="log")
+        left.legend(loc="best")
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------- report
+def report(results: dict[str, Any], out: Path) -> lib.Report:
+    """report.md and its figures, from results.json alone."""
+    cfg, runs, summary = results["config"], results["runs"], summaries(results)
+    n_train = cfg["train_images"] or 60_000
+    rep = lib.Report("Sharpness: why large learning rates kill the network", quick=results["quick"]).what_was_run(
+        tutorial.describe_setup(cfg["epochs"], results["quick"], n_train, cfg["test_images"] or 10_000)
+        + f" Learning rates {', '.join(f'{lr:g}' for lr in cfg['learning_rates'])} as one vmapped sweep. λ_max, the "
+        f"top eigenvalue of the Hessian of the training loss, is estimated by {cfg['lanczos_iterations']} Lanczos "
+        f"steps on Hessian-vector products (forward-over-reverse autodiff, `jaxnet.diagnostics`) on a fixed batch of "
+        f"{cfg['probe_images']} training images, with the gradient noise scale B_simple = tr(Σ)/‖G‖² and the "
+        "fraction of hidden units that are zero for every image of that batch (dead ReLUs). It is measured at "
+        f"initialisation, after each epoch (the engine's probe), and after the first "
+        f"{', '.join(str(s) for s in cfg['early_steps'])} steps: those come from sweeps over the first S batches of "
+        "the sweep's own first-epoch order, in that order, which replay its first S steps.")
+    rep.figure(sharpness_figure(out / "sharpness.png", results),
+               "λ_max on the probe batch against SGD step (symlog axis), one colour per learning rate; the dashed "
+               "line of the same colour is that rate's stability bound (2 + 2β)/η with β = "
+               f"{cfg['momentum']:g}.")
+    rep.figure(dead_figure(out / "dead_units.png", results),
+               "Fraction of ReLU units that are zero for every probe image, per hidden layer, against SGD step.")
+    for sentence in findings(results):
+        rep.text(sentence)
+    rep.table(["Run", "Bound (2+2β)/η", "λ_max > bound at step", "Peak λ_max (step)", "Final λ_max",
+               "Layer entirely dead at step", "Final dead fraction (train set)", "Test accuracy", "Classes predicted"],
+              [[r["name"], summary[r["name"]]["bound"], summary[r["name"]]["crossed_step"] if
+                summary[r["name"]]["crossed_step"] is not None else "never",
+                f"{lib.fmt(summary[r['name']]['peak'])} ({summary[r['name']]['peak_step']})", summary[r["name"]]["final"],
+                summary[r["name"]]["flat_step"] if summary[r["name"]]["flat_step"] is not None else "never",
+                " / ".join(f"{f:.2f}" for f in r["final"]["dead_unit_fraction"]), r["final"]["test_accuracy"],
+                r["final"]["classes_predicted"]] for r in runs], digits=3)
+    noise = {name: [p["noise_scale"] for p in points if p["noise_scale"] is not None]
+             for name, points in results["trajectories"].items()}
+    alive = [r["name"] for r in runs if not summary[r["name"]]["collapsed"] and noise[r["name"]]]
+    if alive:
+        rep.text("Gradient noise scale B_simple at the end (images per batch at which the gradient's noise equals "
+                 "its signal): " + ", ".join(f"{n} {noise[n][-1]:.0f}" for n in alive)
+                 + f"; the batch is {cfg['batch_size']}.")
+    collapsed = [r for r in runs if summary[r["name"]]["collapsed"] and not r["diverged"]]
+    if collapsed:
+        rep.heading("The collapsed runs")
+        for r in collapsed:
+            slug = "".join(ch if ch.isalnum() else "_" for ch in r["name"]).strip("_")
+            rep.figure(plots.confusion_matrix(out / f"confusion_{slug}.png", r["confusion"],
+                                              title=f"{r['name']}: test accuracy {r['final']['test_accuracy']:.3f}"),
+                       f"Confusion matrix on the test set, {r['name']} (rows: true class, columns: predicted).")
+    if results.get("gd"):
+        gd = results["gd"]
+        rep.heading("Full-batch gradient descent: progressive sharpening to 2/η")
+        rep.text(f"The same network and initialisation trained by plain gradient descent (no momentum, so the bound "
+                 f"is 2/η) on {gd['images']:,} training images (a stratified subset), every step on all of them, for "
+                 f"{gd['steps']} steps; λ_max is that of the full training loss.")
+        rep.figure(gd_figure(out / "sharpness_gd.png", gd),
+                   "Left: λ_max of the training loss against step, dashed: 2/η in the same colour. Right: the "
+                   "training loss.")
+        for sentence in gd_findings(gd):
+            rep.text(sentence)
+    return rep
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return lib.main(NAME, Config, run, report, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    main()
