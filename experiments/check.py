@@ -40,9 +40,10 @@ class Quantity:
 
     study: str
     quantity: str
-    path: str
     tolerance: float
     why: str
+    path: str = ""
+    keys: tuple = ()  # instead of path, where a key holds a dot (e.g. a run name "lr=0.5")
     run: str | None = None
     reported: float | str | None = None
     digits: int = 3
@@ -51,7 +52,8 @@ class Quantity:
 def quantities(path: Path = QUANTITIES) -> list[Quantity]:
     """Every row of ``reproduction.toml``, in study order."""
     table = tomllib.loads(path.read_text())["study"]
-    rows = [Quantity(study=study, **row) for study, entries in table.items() for row in entries]
+    rows = [Quantity(study=study, **{**row, "keys": tuple(row.get("keys", ()))})
+            for study, entries in table.items() for row in entries]
     unknown = sorted({q.study for q in rows} - set(STUDIES))
     if unknown:
         raise ValueError(f"{path}: unknown studies {unknown}")
@@ -63,7 +65,7 @@ def value_of(results: dict[str, Any], q: Quantity) -> Any:
     node: Any = results
     if q.run is not None:
         node = next((r for r in results.get("runs", []) if r.get("name") == q.run), None)
-    for key in q.path.split("."):
+    for key in (q.keys or q.path.split(".")):
         if isinstance(node, list) and key.lstrip("-").isdigit():
             node = node[int(key)] if -len(node) <= int(key) < len(node) else None
         elif isinstance(node, dict):

@@ -24,7 +24,7 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import plots, tutorial
-from jaxnet import data, diagnostics, engine, mlp, train
+from jaxnet import data, diagnostics, engine, train
 
 NAME = "sharpness"
 FLAT = 1e-9  # a dead fraction within this of 1 is "every unit dead"
@@ -38,7 +38,7 @@ class Config(tutorial.TutorialConfig):
     """training loss (a jaxnet loss name; "nll" applies log-softmax to the logits)"""
     epochs: int = 5
     """epochs of the SGD sweep over the training set (λ_max measured after each)"""
-    early_steps: tuple[int, ...] = (5, 10, 20, 40, 60, 80, 120, 160)
+    early_steps: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
     """SGD steps at which λ_max is measured in the first epoch (each a replayed prefix)"""
     probe_images: int = 512
     """the fixed batch on which λ_max, the noise scale and dead units are measured (SGD)"""
@@ -50,7 +50,7 @@ class Config(tutorial.TutorialConfig):
     """learning rates of the full-batch gradient-descent variant (no momentum)"""
     gd_steps: int = 200
     """full-batch gradient-descent steps"""
-    gd_probe_every: int = 20
+    gd_probe_every: int = 25
     """full-batch steps between λ_max measurements"""
 
     def quick_variant(self) -> Config:
@@ -203,10 +203,11 @@ def summarize(points: Sequence[Mapping[str, Any]], run: Mapping[str, Any]) -> di
     bound = run["config"]["bound"]
     measured = [p for p in points if p["lambda_max"] is not None]
     crossed = next((p for p in measured if p["lambda_max"] > bound), None)
+    dead_then = None if crossed is None else crossed["dead"]
     flat = next((p for p in points if is_flat(p["dead"])), None)
     peak = max(measured, key=lambda p: p["lambda_max"]) if measured else None
     return {"bound": bound, "crossed_step": None if crossed is None else crossed["step"],
-            "crossed_value": None if crossed is None else crossed["lambda_max"],
+            "crossed_value": None if crossed is None else crossed["lambda_max"], "dead_at_crossing": dead_then,
             "flat_step": None if flat is None else flat["step"],
             "peak": None if peak is None else peak["lambda_max"], "peak_step": None if peak is None else peak["step"],
             "final": measured[-1]["lambda_max"] if measured else None,
@@ -260,7 +261,9 @@ def findings(results: Mapping[str, Any]) -> list[str]:
         how = "diverged" if s["diverged"] else f"at test accuracy {s['test_accuracy']:.3f} ({s['classes']} class" + (
             "" if s["classes"] == 1 else "es") + " predicted)"
         out.append(f"**lr {name[3:]} collapsed after crossing its bound**: λ_max {s['crossed_value']:.1f} > "
-                   f"{s['bound']:.1f} at step {s['crossed_step']} (peak {s['peak']:.1f} at step {s['peak_step']}); "
+                   f"{s['bound']:.1f} at step {s['crossed_step']}, when "
+                   f"{' / '.join(f'{100 * f:.0f}%' for f in s['dead_at_crossing'])} of the hidden units (layer 1 / 2) "
+                   f"were already dead (peak {s['peak']:.1f} at step {s['peak_step']}); "
                    f"{flat}, and the run ends {how} with "
                    f"λ_max {s['final']:.2f}, {s['bound'] / max(s['final'], 1e-12):.0f}× below the bound: a dead "
                    "network is flat, so the curvature that broke it is gone by the end.")

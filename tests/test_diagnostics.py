@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 from helpers import tree_max_relative_error
 from jaxnet import backprop, diagnostics, engine, mlp, train
 from test_backprop import (  # noqa: F401 (float64: autouse x64)
-    ACTIVATIONS, DEPTHS, GRID, GRID_IDS, LAMBDAS, LOSSES, float64, problem, total_loss)
+    ACTIVATIONS, GRID, GRID_IDS, LAMBDAS, LOSSES, float64, problem, total_loss)
 
 # Every grid check runs on all 108 networks of the gradient grid (activation × depth × loss
 # × λ) with `pytest -m slow`. Each network compiles its own programs (~1 s of CPU, a Hessian

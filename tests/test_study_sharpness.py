@@ -69,10 +69,20 @@ def _collapse(run, results):
         point["dead"] = [0.9, 1.0]
 
 
+def _alive(run, results):
+    """Make ``run`` a working network: ten classes, few dead units, λ_max below its bound."""
+    run["final"].update(classes_predicted=10, dead_unit_fraction=[0.1, 0.1])
+    for point in results["trajectories"][run["name"]]:
+        point["dead"] = [0.1, 0.1]
+        point["lambda_max"] = 0.5 * run["config"]["bound"]
+
+
 def test_prose_follows_the_numbers(quick, tmp_path):
     _, results, _ = quick
     altered = copy.deepcopy(results)
-    big = altered["runs"][0]  # the largest rate
+    big, *others = altered["runs"]  # the largest rate first
+    for run in others:
+        _alive(run, altered)
     bound = big["config"]["bound"]
     _collapse(big, altered)
 
@@ -96,9 +106,7 @@ def test_no_collapse_and_crossing_without_collapse(quick, tmp_path):
     _, results, _ = quick
     altered = copy.deepcopy(results)
     for run in altered["runs"]:
-        run["final"].update(classes_predicted=10, dead_unit_fraction=[0.1, 0.1])
-        for point in altered["trajectories"][run["name"]]:
-            point["dead"] = [0.1, 0.1]
+        _alive(run, altered)
     first = altered["runs"][0]
     for point in altered["trajectories"][first["name"]][1:]:
         point["lambda_max"] = 1.5 * first["config"]["bound"]
