@@ -188,3 +188,11 @@ def test_cells_show_the_median_and_the_range():
     assert tables.stat({"median": 0.3714, "min": 0.3431, "max": 0.6506}) == "0.371 (0.343–0.651)"
     assert tables.stat(None) == "–"
     assert tables.percent({"median": 0.57, "min": 0.32, "max": 0.616}) == "57% (32–62%)"
+
+
+def test_hvp_cost_measures_both_programs():
+    from benchmarks import hvp_cost
+
+    m = hvp_cost.measure(rounds=1, reps=2)
+    # forward-over-reverse does more work than one gradient, and the count must say so
+    assert m["hvp_flops"] > m["grad_flops"] > 0 and m["grad_seconds"] > 0 and m["hvp_seconds"] > 0
