@@ -66,3 +66,25 @@ def tree_max_relative_error(actual, expected, *, floor: float = 0.0) -> float:
             ratio = np.where(error == 0, 0.0, error / scale)
         worst = max(worst, float(np.max(ratio)))
     return worst
+
+
+def report_figures(out) -> list[str]:
+    """The PNG files a study's report.md links to."""
+    import re
+    from pathlib import Path
+
+    return re.findall(r"\]\(([^)]+\.png)\)", (Path(out) / "report.md").read_text())
+
+
+def assert_report_only_rebuilds(main, out) -> None:
+    """Deletes the figures of a finished study in ``out``, runs ``main(["--report-only", …])``
+    and asserts that report.md comes back byte-identical and every linked figure is drawn again."""
+    from pathlib import Path
+
+    out = Path(out)
+    before = (out / "report.md").read_bytes()
+    for png in out.glob("*.png"):
+        png.unlink()
+    main(["--report-only", "--out", str(out)])
+    assert (out / "report.md").read_bytes() == before
+    assert all((out / link).exists() for link in report_figures(out))

@@ -2,7 +2,6 @@
 computed prose, a CLI override) and the full run (slow)."""
 import copy
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from experiments import architectures as study
 from experiments import lib
 from experiments.lib import config as config_lib
+from helpers import assert_report_only_rebuilds, report_figures
 
 ARGV = ["--quick", "--quiet", "--architectures", "128", "128-64"]  # the override: two networks sharing a first layer
 
@@ -19,7 +19,7 @@ def _params(sizes: list[int]) -> int:
 
 
 def _links(out: Path) -> list[str]:
-    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+    return report_figures(out)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +74,7 @@ def test_bad_architecture_is_a_usage_error(tmp_path, capsys):
 
 def test_report_only_rebuilds_identically(quick):
     out, _, _ = quick
-    before = (out / "report.md").read_bytes()
-    for png in out.glob("*.png"):
-        png.unlink()
-    study.main(["--report-only", "--out", str(out)])
-    assert (out / "report.md").read_bytes() == before
-    assert all((out / link).exists() for link in _links(out))
+    assert_report_only_rebuilds(study.main, out)
 
 
 def _with(results: dict, accuracies: dict[str, list[float]]) -> dict:

@@ -2,7 +2,6 @@
 computed prose, a CLI override) and the full run (slow)."""
 import copy
 import dataclasses
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,13 @@ import pytest
 from experiments import gurmukhi as study
 from experiments import lib
 from experiments.lib import config as config_lib
+from helpers import assert_report_only_rebuilds, report_figures
 
 ARGV = ["--quick", "--quiet", "--seed-count", "2"]  # the override: 2 seeds instead of --quick's 3
 
 
 def _links(out: Path) -> list[str]:
-    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+    return report_figures(out)
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +73,7 @@ def test_cli_override_reaches_the_record(quick):
 
 def test_report_only_rebuilds_identically(quick):
     out, _, _ = quick
-    before = (out / "report.md").read_bytes()
-    for png in out.glob("*.png"):
-        png.unlink()
-    study.main(["--report-only", "--out", str(out)])
-    assert (out / "report.md").read_bytes() == before
-    assert all((out / link).exists() for link in _links(out))
+    assert_report_only_rebuilds(study.main, out)
 
 
 def _confusions(results: dict, extra: list[dict[tuple[int, int], int]]) -> dict:

@@ -2,7 +2,6 @@
 flips with the numbers), and the full run (slow)."""
 import copy
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -10,10 +9,11 @@ import pytest
 from experiments import lib
 from experiments import sharpness as study
 from experiments.lib import config as config_lib
+from helpers import assert_report_only_rebuilds, report_figures
 
 
 def _links(out: Path) -> list[str]:
-    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+    return report_figures(out)
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +54,7 @@ def test_quick(quick):
 
 def test_report_only_rebuilds_the_same_report(quick):
     out, _, _ = quick
-    before = (out / "report.md").read_bytes()
-    for png in out.glob("*.png"):
-        png.unlink()
-    study.main(["--report-only", "--out", str(out)])
-    assert (out / "report.md").read_bytes() == before
-    assert all((out / link).exists() for link in _links(out))
+    assert_report_only_rebuilds(study.main, out)
 
 
 def _collapse(run, results):

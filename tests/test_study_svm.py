@@ -2,7 +2,6 @@
 config, figures, --report-only, computed prose, a CLI override) and the full run (slow)."""
 import copy
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,13 @@ pytest.importorskip("sklearn")
 from experiments import lib  # noqa: E402
 from experiments import svm as study  # noqa: E402
 from experiments.lib import config as config_lib  # noqa: E402
+from helpers import assert_report_only_rebuilds, report_figures
 
 ARGV = ["--quick", "--quiet", "--sweep-exponents", "3", "10000"]  # the override: two sweep points
 
 
 def _links(out: Path) -> list[str]:
-    return re.findall(r"\]\(([^)]+\.png)\)", (out / "report.md").read_text())
+    return report_figures(out)
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +83,7 @@ def test_bad_kernel_is_a_usage_error(tmp_path, capsys):
 
 def test_report_only_rebuilds_identically(quick):
     out, _, _ = quick
-    before = (out / "report.md").read_bytes()
-    for png in out.glob("*.png"):
-        png.unlink()
-    study.main(["--report-only", "--out", str(out)])
-    assert (out / "report.md").read_bytes() == before
-    assert all((out / link).exists() for link in _links(out))
+    assert_report_only_rebuilds(study.main, out)
 
 
 def test_gamma_verdict_follows_the_sweep(quick, tmp_path):
