@@ -192,8 +192,8 @@ def test_reads_wait_for_pending_saves(tmp_path):
     assert (epoch, meta) == (5, {"epoch": 5})
     assert_state(state, 5.0)
     steps = sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit())
-    # the newest KEEP = 2 steps (a save still queued when the next one came is superseded by it)
-    assert len(steps) == checkpoint.KEEP and steps[-1] == 5
+    # at most the newest KEEP = 2 steps; fewer when a save still queued was superseded by the next
+    assert 1 <= len(steps) <= checkpoint.KEEP and steps[-1] == 5
 
 
 def test_arrays_may_be_donated_right_after_save(tmp_path):
@@ -252,6 +252,7 @@ def test_a_directory_deleted_between_runs_is_recreated(tmp_path):
 
 def two_steps(directory):
     checkpoint.save(directory, 1, small_state(1.0), {"epoch": 1})
+    checkpoint.wait(directory)  # else step 1, still queued, may be superseded by step 2 and never land
     checkpoint.save(directory, 2, small_state(2.0), {"epoch": 2})
     checkpoint.wait(directory)
     return directory / "2"
