@@ -134,7 +134,8 @@ def main(argv=None) -> dict:
             next(run)
             wall[key].append(time.perf_counter() - t)
             cpu[key].append(time.process_time() - c)
-    report = {"rounds": args.rounds, "devices": jax.device_count(), "load_average": os.getloadavg(),
+    report = {"date": time.strftime("%Y-%m-%d"), "rounds": args.rounds, "devices": jax.device_count(),
+              "load_average": os.getloadavg(),
               "seconds": {k: statistics.median(v) for k, v in wall.items()},
               "cpu_seconds": {k: statistics.median(v) for k, v in cpu.items()}, "per_round": wall, "ratios": {}}
     pairs = [(f"{n} fit / minimal", f"{n} fit", f"{n} minimal", 1) for n in workloads if n != "S8"]

@@ -3,13 +3,15 @@
     python -m benchmarks.tables benchmarks/results_cpu.json           # rewrite the README blocks
     python -m benchmarks.tables benchmarks/results_cpu.json --check   # exit 1 when one is stale
 
-Three blocks, each between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` lines:
+The blocks, each between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` lines:
 
 - ``bench`` in README.md: the compact table (seconds per epoch per workload and variant)
   and the headline ratios;
 - ``bench-results`` in benchmarks/README.md: the full table, the ratios and the targets;
 - ``scan-minimal`` in benchmarks/README.md: the source of ``benchmarks/scan_minimal.py``;
-- ``bench-scan-minimal`` in benchmarks/README.md: the full table of ``results_cpu_scan_minimal.json``.
+- ``scan-minimal-ab``, ``sweep-cores`` and ``study-profile`` in benchmarks/README.md:
+  ``scan_minimal_ab_cpu.json`` (from ``python -m benchmarks.scan_minimal``), ``sweep_cores_cpu.json``
+  (``python -m benchmarks.sweep_cores``) and ``study_profile_cpu.json`` (``python -m benchmarks.study_profile``).
 
 Every timing cell is the median over rounds with the min–max beside it, so the noise shows.
 """
@@ -24,10 +26,41 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = REPO / "benchmarks" / "results_cpu.json"
 SCAN_MINIMAL = REPO / "benchmarks" / "scan_minimal.py"
-# further runs with a full table of their own in benchmarks/README.md: (block, JSON)
-EXTRA_RUNS = (
-    # the engine's epoch against the leanest epoch and NumPy, JAX only, on the loaded machine
-    ("bench-scan-minimal", REPO / "benchmarks" / "results_cpu_scan_minimal.json"),
+
+
+def _sweep_cores(report: dict) -> str:
+    from benchmarks import sweep_cores
+
+    return sweep_cores.markdown(report)
+
+
+def _study_profile(report: dict) -> str:
+    from benchmarks import study_profile
+
+    cache = "on (programs compiled by an earlier run were loaded)" if report.get("compile_cache") else \
+        "off (every program compiled, as on a first run)"
+    return (f"Measured {report['date']}, {report['cores']} cores, compilation cache {cache}.\n\n"
+            + study_profile.markdown(report["studies"]))
+
+
+def _scan_minimal_ab(report: dict) -> str:
+    when = f" on {report['date']}" if report.get("date") else ""
+    lines = [f"`python -m benchmarks.scan_minimal --rounds {report['rounds']}`{when}: {report['devices']} CPU devices, "
+             f"load average {', '.join(f'{v:.2f}' for v in report['load_average'])} at the end.", "",
+             "| run | ms per epoch | CPU ms per epoch |", "|---|---:|---:|"]
+    lines += [f"| {name} | {1e3 * seconds:.1f} | {1e3 * report['cpu_seconds'][name]:.1f} |"
+              for name, seconds in report["seconds"].items()]
+    lines += ["", "| within-round ratio | median (min–max) | CPU-time ratio |", "|---|---|---:|"]
+    lines += [f"| {label} | {r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f}) | {r['cpu_median']:.3f} |"
+              for label, r in report["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+# the profiles behind the unmet targets, each with its generator: (block, JSON, markdown)
+PROFILES = (
+    ("scan-minimal-ab", REPO / "benchmarks" / "scan_minimal_ab_cpu.json", _scan_minimal_ab),
+    ("sweep-cores", REPO / "benchmarks" / "sweep_cores_cpu.json", _sweep_cores),
+    ("study-profile", REPO / "benchmarks" / "study_profile_cpu.json", _study_profile),
 )
 COMPACT_VARIANTS = {  # column title: variant
     "jaxnet `fit` epoch": "jaxnet_fit",
@@ -174,8 +207,9 @@ def compact(report: dict[str, Any], source: str = "benchmarks/results_cpu.json")
         f"median (min–max) of {report['rounds']} interleaved rounds"
         + (" of a **--quick** run (meaningless timings)" if report["quick"] else "")
         + f" on {report['date'][:10]}; the JSON is `{source}`"
-        + (f" (that run's timings, re-analysed on {report['reanalysed']['date'][:10]} with the executed-FLOP "
-           "count; variants added since show as not measured)" if "reanalysed" in report else "") + ".",
+        + (f" (that run's timings, re-analysed on {report['reanalysed']['date'][:10]} by the current FLOP count, "
+           "ratios and targets, nothing re-measured; a variant the run did not have shows as not measured)"
+           if "reanalysed" in report else "") + ".",
         "",
         "| workload | " + " | ".join(COMPACT_VARIANTS) + " |",
         "|---|" + "---|" * len(COMPACT_VARIANTS),
@@ -206,11 +240,13 @@ def compact(report: dict[str, Any], source: str = "benchmarks/results_cpu.json")
         lines.append(f"- W1 `fit`, executed matmul FLOPs: {percent(w1['fraction_of_peak'])} of the "
                      f"{report['peak_gflops']['square_size']}² matmul rate (target 60%), "
                      f"{percent(w1.get('fraction_of_shapes_peak'))} of the rate W1's own step shapes reach alone")
+    thresholds = {t["target"].split(" seconds per member")[0]: t["threshold"] for t in report["targets"]
+                  if " seconds per member / W1 fit epoch" in t["target"]}
     for workload in _sweeps(report):
         value = ratios.get(f"{workload.lower()}_member_over_w1_fit")
         if value:
             lines.append(f"- {workload} seconds per member / W1 `fit` epoch: {stat(value)}"
-                         + (" (target ≤ 0.6)" if workload == "S8" else ""))
+                         + (f" (target ≤ {thresholds[workload]:g})" if thresholds.get(workload) else ""))
     unmet = [t["target"] for t in report["targets"] if t["met"] is False]
     lines.append("- targets not met: " + ("; ".join(unmet) if unmet else "none"))
     if not _on_gpu(report):
@@ -252,10 +288,10 @@ def render(report: dict[str, Any], repo: Path = REPO, source: str = "benchmarks/
     bench_text = replace_block(bench.read_text(), "bench-results", full(report), str(bench))
     bench_text = replace_block(bench_text, "scan-minimal", scan_minimal_block((repo / "benchmarks" / "scan_minimal.py")
                                                                               .read_text()), str(bench))
-    for block, json_path in EXTRA_RUNS:
+    for block, json_path, generate in PROFILES:
         path = repo / json_path.relative_to(REPO)
         if path.is_file():
-            bench_text = replace_block(bench_text, block, full(json.loads(path.read_text())), str(bench))
+            bench_text = replace_block(bench_text, block, generate(json.loads(path.read_text())), str(bench))
     return {top: replace_block(top.read_text(), "bench", compact(report, source), str(top)), bench: bench_text}
 
 

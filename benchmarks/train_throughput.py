@@ -636,7 +636,12 @@ def targets(results, ratios, device: dict[str, Any]) -> list[dict[str, Any]]:
         median(w1["fraction_of_peak"]) if w1 else None, 0.60, True)
     for workload, value in ratios.get("manual_over_autodiff_seconds", {}).items():
         add(f"{workload} manual/autodiff seconds per epoch <= 1.10", value["median"], 1.10, False)
-    add("S8 seconds per member / W1 fit epoch <= 0.60", median(ratios.get("s8_member_over_w1_fit")), 0.60, False)
+    for workload in ("W1", "W2"):  # issue 12: no engine overhead
+        add(f"{workload} jaxnet_fit / jax_scan_minimal seconds per epoch <= 1.0",
+            median(ratios.get("fit_over_scan_minimal_seconds", {}).get(workload)), 1.0, False)
+    add("W2 jaxnet_fit / numpy seconds per epoch <= 1.0", median(ratios.get("fit_over_numpy_seconds", {}).get("W2")),
+        1.0, False)
+    add("S8 seconds per member / W1 fit epoch <= 0.50", median(ratios.get("s8_member_over_w1_fit")), 0.50, False)
     add("GPU: W1 jaxnet_fit seconds per epoch < 0.020",
         median(w1["seconds_per_epoch"]) if (w1 and on_gpu) else None, 0.020, False)
     add("GPU: S64 sweep epoch / W1 fit epoch < 4",

@@ -130,7 +130,10 @@ def _steps(folder: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.glob("[0-9]*") if p.is_dir() and p.name.isdigit()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("point", ["first program, after a checkpoint", "between the programs",
+# the default suite kills once, inside the second program after a checkpoint (a finished first
+# program to reuse and a checkpoint to continue); the other two points run with -m slow
+@pytest.mark.parametrize("point", [pytest.param("first program, after a checkpoint", marks=pytest.mark.slow),
+                                   pytest.param("between the programs", marks=pytest.mark.slow),
                                    "second program, after a checkpoint"])
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, point):
     expected = uninterrupted

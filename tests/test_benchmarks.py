@@ -196,3 +196,43 @@ def test_hvp_cost_measures_both_programs():
     m = hvp_cost.measure(rounds=1, reps=2)
     # forward-over-reverse does more work than one gradient, and the count must say so
     assert m["hvp_flops"] > m["grad_flops"] > 0 and m["grad_seconds"] > 0 and m["hvp_seconds"] > 0
+
+
+# --- benchmarks.study_profile and benchmarks.sweep_cores ------------------------------------
+
+
+def test_study_profile_splits_a_study_into_its_parts(tmp_path):
+    from benchmarks import study_profile
+
+    path = tmp_path / "profile.json"
+    rows = study_profile.main(["--only", "logistic_regression", "--quick", "--out", str(tmp_path / "runs"),
+                               "--json", str(path), "--markdown", str(tmp_path / "profile.md")])
+    (row,) = rows
+    assert row["study"] == "logistic_regression" and row["ok"]
+    assert (tmp_path / "runs" / "logistic_regression" / "report.md").exists()
+    # every part was observed: the study compiled programs, read MNIST, drew its figures, trained
+    assert all(row[part] > 0 for part in ("compile", "data", "report", "train"))
+    assert row["compile"] + row["data"] + row["report"] < row["wall"]
+    assert json.loads(path.read_text())["studies"] == rows
+    assert "| logistic_regression |" in (tmp_path / "profile.md").read_text()
+
+
+@pytest.mark.slow  # six measuring processes on full MNIST: about a minute
+def test_sweep_cores_measures_every_arrangement(tmp_path, mnist_dir):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("sweep_cores compares one core with two; this process may use one")
+    from benchmarks import sweep_cores
+
+    path = tmp_path / "cores.json"
+    report = sweep_cores.main(["--quick", "--manual-dir", str(mnist_dir), "--json", str(path)])
+    assert json.loads(path.read_text())["ratios"] == pytest.approx(report["ratios"])
+    seconds = report["seconds"]
+    assert set(seconds) == {"W1 fit", "W1 fit, 1 core", "S8 sweep", "S8 sweep, 1 device", "S4 sweep, 1 core",
+                            "S8 as pinned halves"}
+    # the pinned processes really ran on one core, on one device; the default ones on one per core
+    assert seconds["W1 fit, 1 core"]["devices"] == seconds["S4 sweep, 1 core"]["devices"] == 1
+    assert seconds["S8 sweep, 1 device"]["devices"] == 1
+    assert seconds["W1 fit"]["devices"] == seconds["S8 sweep"]["devices"] == len(os.sched_getaffinity(0))
+    assert seconds["S4 sweep, 1 core"]["cpu"] <= 1.2 * seconds["S4 sweep, 1 core"]["wall"] + 0.05
+    assert report["ratios"]["S8 per member / W1 fit"] == pytest.approx(
+        seconds["S8 sweep"]["wall"] / 8 / seconds["W1 fit"]["wall"])

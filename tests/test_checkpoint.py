@@ -81,6 +81,7 @@ def test_a_checkpoint_holds_the_state_of_its_epoch(setup, tmp_path):
     assert meta["histories"][0]["val_loss"] == two_epochs.history.val_loss
 
 
+@pytest.mark.slow  # the same kill-and-resume runs by default through the CLI: test_bad_input's SIGKILL test
 def test_a_really_killed_process_resumes_to_the_same_parameters(tmp_path):
     from engine_worker import FIT_EPOCHS, fit_kwargs
 

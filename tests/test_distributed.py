@@ -57,7 +57,9 @@ def check(process: subprocess.CompletedProcess | subprocess.Popen, stderr: str) 
     assert process.returncode == 0, f"worker exited with {process.returncode}:\n{stderr}"
 
 
-@pytest.mark.parametrize("members", [3, 4])  # 3 members on 4 devices: padded to an even split
+# 3 members on 4 devices: padded to an even split (the even split runs in test_engine_devices;
+# 4 members on 4 devices with -m slow)
+@pytest.mark.parametrize("members", [3, pytest.param(4, marks=pytest.mark.slow)])
 def test_a_sweep_sharded_over_four_devices_equals_one_device(tmp_path, members):
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, str(WORKER), "sweep", str(out)], env=environment(4, members),

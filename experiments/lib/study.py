@@ -265,6 +265,9 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
         print(f"[{name}] rebuilt {path} from {out / 'results.json'}", flush=True)
         return results
     check_writable(out)
+    from experiments.lib import compile_cache
+
+    compile_cache.enable()
     study = Study(name, config, out, argv, {})
     for dataset in (datasets(config) if callable(datasets) else datasets):  # missing or damaged data fails here,
         # before anything is created
