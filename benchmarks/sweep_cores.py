@@ -106,8 +106,9 @@ def markdown(report: dict) -> str:
               f"one core. One member per core, the pinned halves, took {pinned:.2f}× a W1 `fit` epoch per member "
               f"= 0.5 × {member:.2f} × {gain:.2f} × {slowdown:.2f}: "
               + ("above" if pinned > 0.5 else "at or below") + " the target. The sharded sweep "
-              f"took {sharded:.2f}×, " + ("less than" if sharded < pinned else "more than")
-              + " the pinned halves (each device's products may also use the other core), and one device with "
+              f"took {sharded:.2f}×, " + ("less than the pinned halves (each device's products may also use the other "
+                                          "core)" if sharded < pinned else "more than the pinned halves")
+              + ", and one device with "
               f"XLA's own threads {r['S8 on 1 device / S8 sharded one device per core']:.2f}× as long as the "
               "sharded sweep."]
     return "\n".join(lines) + "\n"

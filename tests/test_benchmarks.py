@@ -236,3 +236,19 @@ def test_sweep_cores_measures_every_arrangement(tmp_path, mnist_dir):
     assert seconds["S4 sweep, 1 core"]["cpu"] <= 1.2 * seconds["S4 sweep, 1 core"]["wall"] + 0.05
     assert report["ratios"]["S8 per member / W1 fit"] == pytest.approx(
         seconds["S8 sweep"]["wall"] / 8 / seconds["W1 fit"]["wall"])
+
+
+def test_the_generated_profile_sentences_follow_the_numbers():
+    from benchmarks import study_profile, sweep_cores
+
+    cores = json.loads((tables.REPO / "benchmarks" / "sweep_cores_cpu.json").read_text())
+    for pinned, sharded, words in ((0.79, 0.74, ("above the target", "less than the pinned halves")),
+                                   (0.45, 0.60, ("at or below the target", "more than the pinned halves"))):
+        report = json.loads(json.dumps(cores))
+        report["ratios"]["S8 pinned halves per member / W1 fit"] = pinned
+        report["ratios"]["S8 per member / W1 fit"] = sharded
+        text = sweep_cores.markdown(report)
+        assert all(w in text for w in words), text
+    row = {"study": "a", "ok": True, "compile": 10.0, "data": 1.0, "report": 2.0}
+    assert "over the 8-minute target" in study_profile.markdown([row | {"wall": 600.0, "train": 587.0}])
+    assert "under the 8-minute target" in study_profile.markdown([row | {"wall": 300.0, "train": 287.0}])
