@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxnet import diagnostics, mlp
+from jaxnet import diagnostics, losses, mlp
 
 LAYERS = [784, 128, 64, 10]
 BATCH = 128
@@ -25,7 +25,7 @@ def programs() -> tuple[Callable, Callable, tuple, tuple]:
     tangent = mlp.init(jax.random.key(3), LAYERS)
     x = jax.random.normal(jax.random.key(1), (BATCH, LAYERS[0]))
     y = jax.random.randint(jax.random.key(2), (BATCH,), 0, LAYERS[-1])
-    kw = dict(hidden="relu", loss="softmax_cross_entropy")
+    kw = dict(activation=mlp.RELU, loss=losses.SOFTMAX_CROSS_ENTROPY)
     grad = jax.jit(lambda p: jax.grad(diagnostics.objective)(p, x, y, **kw))
     hvp = jax.jit(lambda p, t: diagnostics.hvp(p, t, x, y, **kw))
     return grad, hvp, (params,), (params, tangent)

@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
 
     import numpy as np
 
-    from jaxnet import data, engine, mlp, train
+    from jaxnet import data, engine, losses, mlp, train
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--rounds", type=int, default=7)
@@ -84,8 +84,8 @@ def main(argv=None) -> dict:
     mnist = data.load("mnist", manual_dir=args.manual_dir)
     x = jnp.asarray(data.normalize(data.scale(data.flatten(mnist.x_train)), 0.5, 0.5))
     y = jnp.asarray(mnist.y_train)
-    specs = {"W1": ([784, 128, 64, 10], "relu", "softmax_cross_entropy", jax.nn.relu, softmax_ce),
-             "W2": ([784, 20, 10], "sigmoid", "sigmoid_cross_entropy", jax.nn.sigmoid, sigmoid_ce)}
+    specs = {"W1": ([784, 128, 64, 10], mlp.RELU, losses.SOFTMAX_CROSS_ENTROPY, jax.nn.relu, softmax_ce),
+             "W2": ([784, 20, 10], mlp.SIGMOID, losses.SIGMOID_CROSS_ENTROPY, jax.nn.sigmoid, sigmoid_ce)}
     workloads = args.workloads.split(",")
 
     def minimal(name):
@@ -99,22 +99,23 @@ def main(argv=None) -> dict:
             yield
 
     def fit(name):
-        sizes, hidden, loss, _, _ = specs[name]
-        state = engine.start(mlp.init(jax.random.PRNGKey(0), sizes, scheme="uniform"),
-                             train.make_optimizer("momentum", learning_rate=0.01, momentum=0.9), (x, y),
-                             epochs=10 ** 6, batch_size=128, hidden=hidden, loss=loss, eval_train=False, log=None)
+        sizes, activation, loss, _, _ = specs[name]
+        model = mlp.model(sizes, activation=activation, scheme="uniform")
+        run, state = engine.start(model, model.init(jax.random.PRNGKey(0)),
+                                  train.make_optimizer("momentum", learning_rate=0.01, momentum=0.9), (x, y),
+                                  epochs=10 ** 6, batch_size=128, loss=loss, eval_train=False, log=None)
         while True:
-            state = engine.run_epoch(state)
+            state = engine.run_epoch(run, state)
             yield
 
     def sweep8():
-        state = engine.start_sweep(lambda key: mlp.init(key, specs["W1"][0], scheme="uniform"),
-                                   train.make_optimizer("momentum", learning_rate=0.01, momentum=0.9), (x, y),
-                                   learning_rate=list(np.geomspace(0.002, 0.05, 8)), init_seed=list(range(8)),
-                                   data_seed=list(range(8)), epochs=10 ** 6, batch_size=128, eval_train=False,
-                                   log=None)
+        run, state = engine.start_sweep(mlp.model(specs["W1"][0], scheme="uniform"),
+                                        train.make_optimizer("momentum", learning_rate=0.01, momentum=0.9), (x, y),
+                                        learning_rate=list(np.geomspace(0.002, 0.05, 8)), init_seed=list(range(8)),
+                                        data_seed=list(range(8)), epochs=10 ** 6, batch_size=128, eval_train=False,
+                                        log=None)
         while True:
-            state = engine.run_epoch(state)
+            state = engine.run_epoch(run, state)
             yield
 
     runs = {}

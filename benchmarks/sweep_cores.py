@@ -49,18 +49,19 @@ def _measure(members: int, rounds: int, manual_dir: str, images: int | None = No
     x, y = x[:images], y[:images]
     sizes = [784, 128, 64, 10]
     optimizer = train.make_optimizer("momentum", learning_rate=0.01, momentum=0.9)
+    model = mlp.model(sizes, scheme="uniform")
     common = dict(epochs=10 ** 6, batch_size=128, eval_train=False, log=None)
     if members == 0:
-        state = engine.start(mlp.init(jax.random.PRNGKey(0), sizes, scheme="uniform"), optimizer, (x, y), **common)
+        run, state = engine.start(model, model.init(jax.random.PRNGKey(0)), optimizer, (x, y), **common)
     else:
-        state = engine.start_sweep(lambda key: mlp.init(key, sizes, scheme="uniform"), optimizer, (x, y),
-                                   learning_rate=list(np.geomspace(0.002, 0.05, members)),
-                                   init_seed=list(range(members)), data_seed=list(range(members)), **common)
-    state = engine.run_epoch(state)  # compiles
+        run, state = engine.start_sweep(model, optimizer, (x, y),
+                                        learning_rate=list(np.geomspace(0.002, 0.05, members)),
+                                        init_seed=list(range(members)), data_seed=list(range(members)), **common)
+    state = engine.run_epoch(run, state)  # compiles
     wall, cpu = [], []
     for _ in range(rounds):
         t, c = time.perf_counter(), time.process_time()
-        state = engine.run_epoch(state)
+        state = engine.run_epoch(run, state)
         jax.block_until_ready(state.params)
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)

@@ -45,7 +45,7 @@ import numpy as np
 import optax
 
 from benchmarks import peers, scan_minimal
-from jaxnet import cnn, data, engine, mlp, train
+from jaxnet import cnn, data, engine, losses, mlp, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("JAXNET_SHARED", REPO.parent / "shared"))
@@ -74,6 +74,13 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "C1": dict(sizes=None, hidden="relu", loss="softmax_cross_entropy", learning_rate=0.01, model="cnn",
                variants=("jaxnet_fit",),
                title=f"jaxnet.cnn {cnn.describe(CNN_CHANNELS, CNN_DENSE)} (a GPU target; default on GPUs only)"),
+    # Nielsen's network2.py setting (experiments.nielsen): plain SGD at batch 10, per step and per member of the
+    # study's 45-member more-data sweep; opt-in (--workloads N1)
+    "N1": dict(sizes=(784, 30, 10), hidden="sigmoid", loss="sigmoid_cross_entropy", learning_rate=0.5, momentum=0.0,
+               batch_size=10, sweep_members=45,
+               variants=("jaxnet_fit", "jaxnet_sweep", "numpy", "torch_idiomatic", "torch_tuned"),
+               title="784-30-10 sigmoid, summed sigmoid cross-entropy, plain SGD η = 0.5 at batch 10 (Nielsen's "
+                     "network2 setting); jaxnet_sweep: 45 members in one program (the nielsen study's more-data row)"),
 }
 CPU_WORKLOADS = ("W1", "W2", "W3", "S8")
 GPU_WORKLOADS = CPU_WORKLOADS + ("S64", "C1")
@@ -90,7 +97,7 @@ VARIANT_TITLES = {
 }
 # quick mode: training examples per epoch (steps × 128) per workload, and a test subset
 QUICK_TRAIN = {"W1": 50 * BATCH, "W2": 50 * BATCH, "W3": 10 * BATCH, "S8": 50 * BATCH, "S64": 10 * BATCH,
-               "C1": 10 * BATCH}
+               "C1": 10 * BATCH, "N1": 50 * BATCH}
 QUICK_TEST = 2000
 SANE_ACCURACY = 0.5  # after the quick mode's training, every variant must beat this on MNIST
 HIDDEN = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
@@ -102,6 +109,17 @@ SCAN_MINIMAL_LOSS = {"softmax_cross_entropy": scan_minimal.softmax_ce, "sigmoid_
 
 def members_of(workload: str) -> int:
     return WORKLOADS[workload].get("members", 1)
+
+
+def batch_of(workload: str) -> int:
+    """The workload's mini-batch size (every workload but N1: ``BATCH``)."""
+    return WORKLOADS[workload].get("batch_size", BATCH)
+
+
+def sweep_members_of(workload: str) -> int:
+    """Members of the workload's ``jaxnet_sweep`` variant: ``sweep_members`` where a workload also has single-model
+    variants (N1), else its ``members``."""
+    return WORKLOADS[workload].get("sweep_members") or members_of(workload)
 
 
 def sweep_learning_rates(members: int) -> tuple[float, ...]:
@@ -130,71 +148,62 @@ def summary(values) -> dict[str, float]:
 
 
 def mlp_accuracy(params, test, hidden: str) -> float:
-    logits = mlp.apply(params, jnp.asarray(test[0]), hidden=hidden)
+    logits = mlp.apply(params, jnp.asarray(test[0]), activation=mlp.activation(hidden))
     return float(jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(test[1])))
 
 
-def _has_loop_api() -> bool:
-    return hasattr(engine, "start") and hasattr(engine, "run_epoch")
+def mlp_model(sizes, hidden: str) -> mlp.Model:
+    """The workload's MLP: ``hidden`` activation, U(±1/√fan_in) init (PyTorch's ``nn.Linear``)."""
+    return mlp.model(sizes, activation=mlp.activation(hidden), scheme="uniform")
 
 
 # --- the JAX variants ---------------------------------------------------------------------
 
 
+def _optimizer(learning_rate: float, momentum: float):
+    """SGD with heavy-ball momentum, or plain SGD when ``momentum`` is 0 (N1, as the book)."""
+    if momentum == 0:
+        return train.make_optimizer("sgd", learning_rate=learning_rate)
+    return train.make_optimizer("momentum", learning_rate=learning_rate, momentum=momentum)
+
+
 def jaxnet_fit_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed, grad_source="autodiff",
-                      model="mlp") -> Iterator[None]:
+                      model="mlp", batch_size=BATCH, momentum=MOMENTUM) -> Iterator[None]:
     """``engine.start`` once (untimed), then one ``engine.run_epoch`` per yielded epoch."""
+    network = cnn.model(CNN_CHANNELS, CNN_DENSE) if model == "cnn" else mlp_model(sizes, hidden)
+    params = network.init(jax.random.PRNGKey(seed))
+    optimizer = _optimizer(learning_rate, momentum)
+    run, state = engine.start(network, params, optimizer, (x, y), seed=seed, epochs=epochs, batch_size=batch_size,
+                              loss=losses.get(loss), grad_source=grad_source, eval_train=False, log=None)
+    for _ in range(epochs):
+        state = engine.run_epoch(run, state)
+        jax.block_until_ready(state.params)
+        yield
+    params = state.params
     if model == "cnn":
-        init_fn, apply_fn = cnn.make(CNN_CHANNELS, CNN_DENSE)
-        params = init_fn(jax.random.PRNGKey(seed))
-    else:
-        params, apply_fn = mlp.init(jax.random.PRNGKey(seed), sizes, scheme="uniform"), None
-    optimizer = train.make_optimizer("momentum", learning_rate=learning_rate, momentum=MOMENTUM)
-    settings = dict(epochs=epochs, batch_size=BATCH, hidden=hidden, loss=loss, grad_source=grad_source,
-                    apply_fn=apply_fn, eval_train=False, log=None)
-    if _has_loop_api():
-        state = engine.start(params, optimizer, (x, y), seed=seed, **settings)
-        for _ in range(epochs):
-            state = engine.run_epoch(state)
-            jax.block_until_ready(state.params)
-            yield
-        params = state.params
-    else:  # an engine without the epoch-level API: one fit(epochs=1) call per epoch
-        settings["epochs"], opt_state = 1, None
-        for epoch in range(epochs):
-            result = engine.fit(params, optimizer, (x, y), seed=seed + epoch, opt_state=opt_state, **settings)
-            params, opt_state = result.params, result.opt_state
-            jax.block_until_ready(params)
-            yield
-    if model == "cnn":
-        logits = jnp.concatenate([apply_fn(params, jnp.asarray(test[0][i:i + 2000]))
+        logits = jnp.concatenate([network.apply(params, jnp.asarray(test[0][i:i + 2000]))
                                   for i in range(0, len(test[0]), 2000)])
         return float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(test[1])))
     return mlp_accuracy(params, test, hidden)
 
 
 def jaxnet_sweep_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed,
-                        members: int) -> Iterator[None]:
-    del learning_rate  # the members' own
-    optimizer = train.make_optimizer("momentum", learning_rate=0.01, momentum=MOMENTUM)
+                        members: int, batch_size=BATCH, momentum=MOMENTUM,
+                        shared_rate: bool = False) -> Iterator[None]:
+    """``shared_rate``: every member at ``learning_rate`` (N1: seeds only, as the study's sweeps); else each member
+    its own rate from :func:`sweep_learning_rates`."""
+    optimizer = _optimizer(learning_rate if shared_rate else 0.01, momentum)
     seeds = [seed + k for k in range(members)]
-    settings = dict(batch_size=BATCH, learning_rate=sweep_learning_rates(members), init_seed=seeds,
-                    data_seed=seeds, hidden=hidden, loss=loss, eval_train=False, log=None)
-    init = lambda key: mlp.init(key, sizes, scheme="uniform")  # noqa: E731
-    start_sweep = getattr(engine, "start_sweep", None)
-    if start_sweep is not None and _has_loop_api():
-        state = start_sweep(init, optimizer, (x, y), epochs=epochs, **settings)
-        for _ in range(epochs):
-            state = engine.run_epoch(state)
-            jax.block_until_ready(state.params)
-            yield
-        params = state.params
-    else:  # no epoch-level sweep API: each timed epoch is a whole sweep(epochs=1) call
-        for epoch in range(epochs):
-            result = engine.sweep(init, optimizer, (x, y), epochs=1, **settings)
-            jax.block_until_ready(result.params)
-            yield
-        params = result.params
+    rates = [learning_rate] * members if shared_rate else list(sweep_learning_rates(members))
+    run, state = engine.start_sweep(mlp_model(sizes, hidden), optimizer, (x, y),
+                                    learning_rate=rates, init_seed=seeds,
+                                    data_seed=seeds, epochs=epochs, batch_size=batch_size, loss=losses.get(loss),
+                                    eval_train=False, log=None)
+    for _ in range(epochs):
+        state = engine.run_epoch(run, state)
+        jax.block_until_ready(state.params)
+        yield
+    params = state.params
     return [mlp_accuracy(jax.tree.map(lambda leaf: leaf[k], params), test, hidden) for k in range(members)]
 
 
@@ -215,17 +224,19 @@ def scan_minimal_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epoch
 
 def jax_loop_epochs(x, y, test, *, sizes, hidden, loss, learning_rate, epochs, seed) -> Iterator[None]:
     """What most tutorials do: jit one step, shuffle with NumPy, feed host batches."""
-    params = mlp.init(jax.random.PRNGKey(seed), sizes, scheme="uniform")
+    model = mlp_model(sizes, hidden)
+    params = model.init(jax.random.PRNGKey(seed))
     optimizer = train.make_optimizer("momentum", learning_rate=learning_rate, momentum=MOMENTUM)
     opt_state = optimizer.init(params)
-    step = train.make_train_step(optimizer, hidden=hidden, loss=loss)  # jax.jit(step)
+    step = train.make_train_step(model, optimizer, loss=losses.get(loss))  # jax.jit(step), λ Σ‖W‖² included
+    l2 = jnp.zeros((), jnp.float32)  # λ = 0, a traced argument of the step
     rng = np.random.default_rng(seed)
     steps = len(x) // BATCH
     for _ in range(epochs):
         order = rng.permutation(len(x))
         for i in range(steps):
             batch = order[i * BATCH:(i + 1) * BATCH]
-            params, opt_state, _ = step(params, opt_state, train.Batch(x[batch], y[batch]))
+            params, opt_state, _ = step(params, opt_state, train.Batch(x[batch], y[batch]), l2)
         jax.block_until_ready(params)
         yield
     return mlp_accuracy(params, test, hidden)
@@ -236,20 +247,23 @@ def make_run(variant: str, workload: str, arrays: dict, epochs: int, seed: int) 
     x, y, x_dev, y_dev, test = arrays["x"], arrays["y"], arrays["x_dev"], arrays["y_dev"], arrays["test"]
     common = dict(sizes=spec["sizes"], hidden=spec["hidden"], loss=spec["loss"],
                   learning_rate=spec["learning_rate"], epochs=epochs, seed=seed)
+    batch, momentum = batch_of(workload), spec.get("momentum", MOMENTUM)
     if variant in ("jaxnet_fit", "jaxnet_fit_manual"):
         return jaxnet_fit_epochs(x_dev, y_dev, test, **common, model=spec.get("model", "mlp"),
-                                 grad_source="manual" if variant == "jaxnet_fit_manual" else "autodiff")
+                                 grad_source="manual" if variant == "jaxnet_fit_manual" else "autodiff",
+                                 batch_size=batch, momentum=momentum)
     if variant == "jaxnet_sweep":
-        return jaxnet_sweep_epochs(x_dev, y_dev, test, **common, members=members_of(workload))
+        return jaxnet_sweep_epochs(x_dev, y_dev, test, **common, members=sweep_members_of(workload),
+                                   batch_size=batch, momentum=momentum, shared_rate="sweep_members" in spec)
     if variant == "jax_scan_minimal":
         return scan_minimal_epochs(x_dev, y_dev, test, **common)
     if variant == "jax_loop":
         return jax_loop_epochs(x, y, test, **common)
     if variant in TORCH_VARIANTS:
-        return peers.torch_epochs(x, y, test, **common, momentum=MOMENTUM, batch_size=BATCH,
+        return peers.torch_epochs(x, y, test, **common, momentum=momentum, batch_size=batch,
                                   style=variant.removeprefix("torch_"))
     if variant == "numpy":
-        return peers.numpy_epochs(x, y, test, **common, momentum=MOMENTUM, batch_size=BATCH)
+        return peers.numpy_epochs(x, y, test, **common, momentum=momentum, batch_size=batch)
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -277,7 +291,7 @@ class MatmulPeak:
     """
 
     def __init__(self, networks: dict[str, tuple], *, size: int = 2048, reps: int = 3,
-                 target_flops: float = 4e9):
+                 target_flops: float = 4e9, batches: dict[str, int] | None = None):
         key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
         self.size, self.reps = size, reps
         self.a = jax.random.normal(key_a, (size, size), jnp.float32)
@@ -286,7 +300,7 @@ class MatmulPeak:
         self.square(self.a, self.b).block_until_ready()  # compile
         self.programs = {}
         for name, sizes in networks.items():
-            dots = network_dots(sizes)
+            dots = network_dots(sizes, (batches or {}).get(name, BATCH))
             step_flops = sum(d[3] for d in dots)
             inner = int(min(1000, max(1, round(target_flops / step_flops))))
             operands = tuple((jnp.ones(lhs, jnp.float32) * 0.01, jnp.ones(rhs, jnp.float32) * 0.01)
@@ -408,18 +422,11 @@ def plan(args, torch_ok: bool) -> tuple[list[tuple[str, str]], list[str]]:
             if args.quick and variant == "torch_compile" and workload != "W1":
                 continue  # compiling costs 0.5–1 min a workload: quick mode checks it once
             runs.append((workload, variant))
-    sweeps = [w for w, v in runs if v == "jaxnet_sweep"]
+    sweeps = [w for w, v in runs if v == "jaxnet_sweep" and (w, "jaxnet_fit") not in runs]
     if sweeps and ("W1", "jaxnet_fit") not in runs:
         runs.insert(0, ("W1", "jaxnet_fit"))
         notes.append(f"W1 jaxnet_fit added: the {'/'.join(sweeps)} per-member ratio needs the single-model "
                      "epoch in the same rounds.")
-    if not _has_loop_api():
-        notes.append("jaxnet.engine has no start/run_epoch here: jaxnet_fit is timed as one fit(epochs=1) "
-                     "call per epoch (setup included).")
-    if sweeps and not (_has_loop_api() and hasattr(engine, "start_sweep")):
-        notes.append("jaxnet_sweep: no epoch-level sweep API in jaxnet.engine, so each timed epoch is a whole "
-                     "engine.sweep(epochs=1) call (member init and placement included; every call starts "
-                     "from fresh parameters).")
     return runs, notes
 
 
@@ -451,7 +458,7 @@ def benchmark(args) -> dict[str, Any]:
         if WORKLOADS[workload].get("model") == "cnn":
             xs, test_w = xs.reshape(-1, 28, 28, 1), (test[0].reshape(-1, 28, 28, 1), test[1])
         per_workload[workload] = {"x": xs, "y": ys, "x_dev": jnp.asarray(xs), "y_dev": jnp.asarray(ys),
-                                  "test": test_w, "examples": (len(xs) // BATCH) * BATCH}
+                                  "test": test_w, "examples": (len(xs) // batch_of(workload)) * batch_of(workload)}
     report["workloads"] = {}
     for w in per_workload:
         spec, examples, members = WORKLOADS[w], per_workload[w]["examples"], members_of(w)
@@ -460,15 +467,19 @@ def benchmark(args) -> dict[str, Any]:
             "title": spec["title"], "sizes": list(sizes) if sizes else None, "hidden": spec["hidden"],
             "loss": spec["loss"], "momentum": MOMENTUM, "members": members,
             "learning_rate": list(sweep_learning_rates(members)) if members > 1 else spec["learning_rate"],
-            "examples_per_epoch": examples, "steps_per_epoch": examples // BATCH,
+            "examples_per_epoch": examples, "steps_per_epoch": examples // batch_of(w),
             "weights": weight_count(sizes) if sizes else None,
             "gflop_per_epoch": epoch_flops(sizes, examples, members) / 1e9 if sizes else None,
             "gflop_per_epoch_nominal_6wn": 6.0 * weight_count(sizes) * examples * members / 1e9 if sizes else None}
+        if "batch_size" in spec or "sweep_members" in spec:  # N1: its own batch, and a sweep beside the fits
+            report["workloads"][w].update(batch_size=batch_of(w), sweep_members=sweep_members_of(w),
+                                          momentum=spec.get("momentum", MOMENTUM))
 
     networks = {w: WORKLOADS[w]["sizes"] for w in per_workload if WORKLOADS[w]["sizes"]}
     say(f"matmul peak: compiling ({', '.join(sorted(networks))} shapes) ...")
     peak = MatmulPeak(networks, size=1024 if args.quick else 2048,
-                      reps=2 if args.quick else 3, target_flops=4e8 if args.quick else 4e9)
+                      reps=2 if args.quick else 3, target_flops=4e8 if args.quick else 4e9,
+                      batches={w: batch_of(w) for w in networks})
     for sizes in networks.values():  # JAX's one-time costs (the init's random-number programs) out of the first run
         jax.block_until_ready(mlp.init(jax.random.PRNGKey(0), sizes, scheme="uniform"))
     epochs = 1 + args.rounds
@@ -564,6 +575,9 @@ def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: in
     for run in runs:
         workload, variant = run
         flops = workloads[workload]["gflop_per_epoch"]
+        sweep_members = workloads[workload].get("sweep_members") if variant == "jaxnet_sweep" else None
+        if flops and sweep_members:  # N1's sweep: the workload's FLOPs are one model's
+            flops *= sweep_members
         t = times[run]
         members = workloads[workload]["members"]
         acc = accuracy[run]
@@ -583,6 +597,11 @@ def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: in
             entry["member_accuracy"] = acc
         if members > 1:
             entry["seconds_per_epoch_per_member"] = summary(s / members for s in t)
+        steps = workloads[workload].get("steps_per_epoch")
+        if "sweep_members" in workloads[workload] and steps:  # N1: per step, and per member-step of the sweep
+            entry["seconds_per_step"] = summary(s / steps for s in t)
+            if sweep_members:
+                entry["seconds_per_member_step"] = summary(s / steps / sweep_members for s in t)
         results.setdefault(workload, {})[variant] = entry
     speedups: dict[str, dict[str, dict[str, Any]]] = {}
     for workload, variants in results.items():
@@ -603,6 +622,11 @@ def analyse(runs, first, times, cpu, peaks, accuracy, workloads, square_size: in
             if value is not None:
                 ratios.setdefault(name, {})[workload] = value
     for workload in results:
+        if workloads[workload].get("sweep_members"):  # N1: one sweep member-step against one fit step
+            value = _ratio(times, (workload, "jaxnet_sweep"), (workload, "jaxnet_fit"), rounds,
+                           per=workloads[workload]["sweep_members"])
+            if value is not None:
+                ratios[f"{workload.lower()}_member_over_fit"] = value
         members = workloads[workload]["members"]
         if members > 1:
             value = _ratio(times, (workload, "jaxnet_sweep"), ("W1", "jaxnet_fit"), rounds, per=members)

@@ -1,8 +1,8 @@
 """The studies: each ``experiments/<name>.py`` reproduces one result and writes a report.
 
-``python -m experiments`` lists them, ``python -m experiments.<name>`` runs one,
-``python -m experiments.all`` runs every one, ``python -m experiments.main`` the headline ones.
-The shared contract (options, ``results.json``, ``report.md``) is :mod:`experiments.common`.
+``jaxnet list`` (or ``python -m experiments``) lists them, ``python -m experiments.<name>``
+runs one, ``python -m experiments.all`` runs every one, ``python -m experiments.main`` the
+headline ones. The shared layer (config → run → results.json → report) is :mod:`experiments.lib`.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ STUDIES: dict[str, str] = {
     "sigmoid_mlp": "784-20-10 with sigmoid outputs and the summed sigmoid cross-entropy.",
     "logistic_regression": "Logistic regression, 2 vs 3, early stopping, shuffled vs fixed order.",
     "regularization": "An L2 sweep (λ) as one program: softmax regression and an MLP.",
+    "nielsen": "Nielsen's chapter 3 (overfitting, L2, more data, initialisation) with 5 seeds and an SVM line.",
     "loss_functions": "NLL, cross-entropy, MSE and KL divergence on the same 784-128-64-10 network.",
     "learning_rate": "A learning-rate sweep from 0.001 to 0.5 as one program; divergence reported.",
     "sharpness": "Why large learning rates kill the network: λ_max of the Hessian against (2+2β)/η.",

@@ -1,16 +1,21 @@
-"""Runs every study and writes an index page linking each report.
+"""Runs every study and writes an index page linking each report (``jaxnet run all``).
 
     python -m experiments.all [--quick] [--out runs] [--only a b] [--seed S] [--resume] [data options]
+
+:func:`main` is also the main job, ``python -m experiments.main`` (``make run``, ``jaxnet run
+main``): the same run restricted to the :data:`HEADLINE` studies unless ``--all`` or ``--only``.
 
 Each study runs as ``experiments.<name>.main(["--out", "<out>/<name>", ...])`` with the
 common options forwarded. A study that fails is reported and marked failed in the index;
 the others still run. Writes ``<out>/index.md``, ``index.html`` and ``index.json``; with
 ``--only`` the earlier entries of the other studies are kept. Exits 1 if any study failed.
+Ctrl-C or SIGTERM stops the whole run (not only the study in flight): the index is written
+for the studies that finished, the stopped one marked "interrupted", and the exit status is
+the study's (130 / 143).
 """
 from __future__ import annotations
 
 import dataclasses
-import html
 import importlib
 import sys
 import time
@@ -21,10 +26,19 @@ from experiments import STUDIES, available, module_name
 from experiments.lib import config as config_lib
 from experiments.lib.errors import UsageError, guarded
 from experiments.lib.report import fmt, format_seconds
-from experiments.lib.results import read_results, write_json
+from experiments.lib.results import write_json
 from experiments.lib.study import check_writable
 
 StudyMain = Callable[[list[str]], Any]
+STOPPED = (130, 143)  # a study's exit status after Ctrl-C / SIGTERM
+
+
+class Stopped(Exception):
+    """A study was stopped by Ctrl-C or SIGTERM (it printed its one line): the run ends here."""
+
+    def __init__(self, entry: dict[str, Any], status: int):
+        super().__init__(f"stopped with exit status {status}")
+        self.entry, self.status = entry, status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +54,17 @@ class AllConfig(config_lib.StudyConfig):
         if self.config is not None:
             return [("--config", "is a study's option", "pass it to python -m experiments.<study>")]
         return []
+
+
+HEADLINE = ("overfitting", "regularization")  # what the main job runs by default
+
+
+@dataclasses.dataclass(frozen=True)
+class MainConfig(AllConfig):
+    """The options of ``experiments.main``: those of ``experiments.all``, and ``--all``."""
+
+    all: bool = False
+    """run every registered study, not only the headline ones"""
 
 
 FORWARDED_FLAGS = ("quick", "resume", "report_only", "quiet", "tensorboard", "debug")
@@ -88,6 +113,10 @@ def run_one(name: str, study_main: StudyMain | None, argv: list[str], out: Path,
         entry.update(status="ok", report=f"{name}/report.md",
                      headline=(results or {}).get("headline") if isinstance(results, Mapping) else None)
     except SystemExit as exit_:  # the study printed its one-line error already
+        if exit_.code in STOPPED:  # Ctrl-C or SIGTERM stops every study, not only this one
+            entry.update(status="interrupted", error=f"exit status {exit_.code}",
+                         seconds=time.perf_counter() - started)
+            raise Stopped(entry, exit_.code) from None
         entry.update(status="failed", error=f"exit status {exit_.code}")
     except Exception as error:  # noqa: BLE001  (one study's bug must not stop the others)
         print(f"error: {name}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
@@ -128,18 +157,11 @@ def index_markdown(entries: Sequence[Mapping[str, Any]], command: str) -> str:
 
 
 def index_html(entries: Sequence[Mapping[str, Any]], command: str) -> str:
-    """The same index as a minimal HTML page."""
-    rows = []
-    for e in entries:
-        name = html.escape(e["name"])
-        link = f'<a href="{html.escape(e["report"])}">{name}</a>' if e.get("report") else name
-        cells = [link] + [html.escape(s) for s in (e["description"], _status(e), _headline(e), format_seconds(e["seconds"]))]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("Study", "What it shows", "Status", "Headline", "Wall clock"))
-    return ("<!doctype html>\n<meta charset=\"utf-8\">\n<title>jaxnet experiments</title>\n"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;"
-            "text-align:left}</style>\n<h1>jaxnet experiments</h1>\n"
-            f"<p><code>{html.escape(command)}</code></p>\n<table>\n<tr>{head}</tr>\n" + "\n".join(rows) + "\n</table>\n")
+    """The same index as an HTML page whose links open each study's ``report.html``."""
+    from experiments.lib import html as html_page
+
+    pages = [{**e, "report": e["report"].removesuffix(".md") + ".html"} if e.get("report") else e for e in entries]
+    return html_page.page(index_markdown(pages, command), "jaxnet experiments")
 
 
 def _read_index(out: Path) -> dict[str, dict[str, Any]]:
@@ -151,6 +173,18 @@ def _read_index(out: Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError, AttributeError):
         return {}
     return {e["name"]: e for e in studies if isinstance(e, dict) and "name" in e}
+
+
+def _write_index(out: Path, earlier: Mapping[str, dict[str, Any]], entries: Sequence[dict[str, Any]],
+                 command: str) -> None:
+    merged = {**earlier, **{e["name"]: e for e in entries}}
+    order = list(STUDIES) + [n for n in merged if n not in STUDIES]
+    index = [merged[n] for n in order if n in merged]
+    from experiments.lib.results import write_text_atomic
+
+    write_text_atomic(out / "index.md", index_markdown(index, command))
+    write_text_atomic(out / "index.html", index_html(index, command))
+    write_json(out / "index.json", {"command": command, "studies": index})
 
 
 def run_all(config: AllConfig, *, studies: Mapping[str, StudyMain | None] | None = None,
@@ -176,37 +210,63 @@ def run_all(config: AllConfig, *, studies: Mapping[str, StudyMain | None] | None
     out.mkdir(parents=True, exist_ok=True)
     earlier = _read_index(out)
     estimates = {n: e.get("seconds") for n, e in earlier.items() if isinstance(e.get("seconds"), (int, float))}
-    entries = []
-    with progress.study_bar(list(studies), estimates=estimates, config=config) as bar:
-        for name, study_main in studies.items():
-            bar.start(name)
-            entries.append(run_one(name, study_main, forwarded(config, name), out, say=bar.write))
-            bar.done(name)
-    merged = {**earlier, **{e["name"]: e for e in entries}}
-    order = list(STUDIES) + [n for n in merged if n not in STUDIES]
-    index = [merged[n] for n in order if n in merged]
-    (out / "index.md").write_text(index_markdown(index, command))
-    (out / "index.html").write_text(index_html(index, command))
-    write_json(out / "index.json", {"command": command, "studies": index})
+    entries: list[dict[str, Any]] = []
+    try:
+        with progress.study_bar(list(studies), estimates=estimates, config=config) as bar:
+            for name, study_main in studies.items():
+                bar.start(name)
+                entries.append(run_one(name, study_main, forwarded(config, name), out, say=bar.write))
+                bar.done(name)
+    except Stopped as stopped:  # the index of what finished, then the study's exit status
+        entries.append(stopped.entry)
+        _write_index(out, earlier, entries, command)
+        raise SystemExit(stopped.status) from None
+    except KeyboardInterrupt:  # between two studies
+        _write_index(out, earlier, entries, command)
+        raise
+    _write_index(out, earlier, entries, command)
     print(f"\nindex: {out / 'index.md'}")
     for e in entries:
         print(f"  {e['name']:<20} {e['status']:<8} {out / e['report'] if e.get('report') else '-'}")
     return entries
 
 
-def parse(argv: Sequence[str], prog: str = "python -m experiments.all") -> AllConfig:
-    return config_lib.parse(AllConfig, argv, prog=prog, description=__doc__)
+def parse(argv: Sequence[str], prog: str = "python -m experiments.all", *, headline: bool = False,
+          description: str | None = None) -> AllConfig:
+    """The config of ``experiments.all``, or with ``headline`` of the main job (:class:`MainConfig`,
+    its ``only`` the :data:`HEADLINE` studies unless ``--all`` or ``--only`` is given)."""
+    config = config_lib.parse(MainConfig if headline else AllConfig, argv, prog=prog,
+                              description=description or __doc__)
+    if headline and not config.all and not config.only:
+        config = dataclasses.replace(config, only=HEADLINE)
+    return config
 
 
-def main(argv: list[str] | None = None, *, studies: Mapping[str, StudyMain | None] | None = None) -> int:
-    """Command-line entry; 1 if any study failed, else 0."""
+def main(argv: list[str] | None = None, *, studies: Mapping[str, StudyMain | None] | None = None,
+         headline: bool = False, description: str | None = None) -> int:
+    """Command-line entry of ``experiments.all``, and with ``headline`` of ``experiments.main``.
+
+    Args:
+      argv: the options (default ``sys.argv[1:]``).
+      studies: name → ``main(argv)`` instead of the registered studies (tests).
+      headline: the main job: parse ``--all`` too, run only the :data:`HEADLINE` studies unless
+        ``--all`` or ``--only`` is given, and end with the paths of the reports.
+      description: the ``--help`` text (default this module's).
+    Returns:
+      1 if any study failed, else 0.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    prog = "python -m experiments.main" if headline else "python -m experiments.all"
 
     def go() -> int:
         import shlex
 
-        entries = run_all(parse(argv), studies=studies,
-                          command=" ".join(["python -m experiments.all", shlex.join(argv)]).strip())
+        config = parse(argv, prog, headline=headline, description=description)
+        config_lib.check_data_paths(config)
+        entries = run_all(config, studies=studies, command=" ".join([prog, shlex.join(argv)]).strip())
+        reports = [e for e in entries if e.get("report")]
+        if headline and reports:
+            print("\nreports:\n" + "\n".join(f"  {Path(config.out) / e['report']}" for e in reports))
         return int(any(e["status"] == "failed" for e in entries))
 
     return guarded(go, argv)

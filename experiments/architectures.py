@@ -15,7 +15,8 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import plots, tutorial
-from jaxnet import engine, mlp
+from experiments.lib.claims import Claim
+from jaxnet import engine, losses, mlp
 
 NAME = "architectures"
 # hidden layers → the tutorial's reported test accuracy ([128, 64]'s 0.979 is from its learning-rate study)
@@ -77,23 +78,27 @@ def run_name(hidden: Sequence[int]) -> str:
 def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """One engine fit per architecture, each with the same seed for initialisation and data order."""
     d = tutorial.load_data(config, study)
+    loss = losses.get(config.loss)
     runs: list[dict[str, Any]] = []
     for hidden in map(parse_hidden, config.architectures):
         name = run_name(hidden)
-        params = tutorial.init_fn(hidden, config.init)(jax.random.PRNGKey(config.seed))
+        model = tutorial.model(hidden, config.init)
+        params = model.init(jax.random.PRNGKey(config.seed))
         run_config = {"hidden": list(hidden), "layer_sizes": tutorial.layer_sizes(hidden),
                       "num_params": mlp.num_params(params), "loss": config.loss,
                       "learning_rate": config.learning_rate, "batch_size": config.batch_size,
                       "momentum": config.momentum, "epochs": config.epochs, "init": config.init, "seed": config.seed}
 
-        def train_one(params=params, run_config=run_config, name=name, **options: Any) -> list[dict[str, Any]]:
+        def train_one(model=model, params=params, run_config=run_config, name=name,
+                      **options: Any) -> list[dict[str, Any]]:
             study.log(f"hidden {name}: {run_config['num_params']:,} parameters")
-            result = engine.fit(params, tutorial.optimizer(run_config["learning_rate"], run_config["momentum"]),
+            result = engine.fit(model, params,
+                                tutorial.optimizer(run_config["learning_rate"], run_config["momentum"]),
                                 (d.x_train, d.y_train), epochs=run_config["epochs"],
-                                batch_size=run_config["batch_size"], loss=run_config["loss"],
+                                batch_size=run_config["batch_size"], loss=loss,
                                 test=(d.x_test, d.y_test), seed=run_config["seed"], eval_train=False, **options)
             h = result.history
-            return [tutorial.record(name, run_config, h, result.params, d, loss=run_config["loss"],
+            return [tutorial.record(name, run_config, h, result.params, d, loss=loss,
                                     seconds=h.seconds[-1] if h.seconds else 0.0)]
 
         # ~10 s per fit: --resume reuses finished fits; per-epoch checkpoints would cost more than they save
@@ -107,7 +112,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
             "reported": {run_name(h): v for h, v in REPORTED.items()}}
 
 
-# ---------------------------------------------------------------- the findings, from the numbers
+# ---------------------------------------------------------------- the claims, from the numbers
 def late_band(run: Mapping[str, Any], epochs: int = LATE_EPOCHS) -> tuple[float, float] | None:
     """(min, max) of the test accuracy over the run's last ``epochs`` checks (None without two)."""
     late = [a for a in run["history"]["test_accuracy"][-epochs:] if a is not None]
@@ -120,72 +125,61 @@ def noise(runs: Sequence[Mapping[str, Any]]) -> float | None:
     return float(np.median(widths)) if widths else None
 
 
-def findings(results: Mapping[str, Any]) -> list[str]:
-    """The "What it shows" sentences, each worded from the numbers it states."""
-    runs = results["runs"]
-    bad = [r["name"] for r in runs if r["diverged"]]
-    ok = [r for r in runs if not r["diverged"]]
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """The report's comparisons of test accuracy, each with the epoch-to-epoch band as its margin."""
+    ok = [r for r in results["runs"] if not r["diverged"]]
     acc = {r["name"]: r["final"]["test_accuracy"] for r in ok}
     params = {r["name"]: r["config"]["num_params"] for r in ok}
     band = noise(ok)
+    beyond = "" if band is None else " by more than the noise"
+
+    def higher(subject: str, a: str, b: str, what: str) -> Claim:
+        return Claim(subject, f"{a} ({params[a]:,} parameters)", acc[a], f"{b} ({params[b]:,})", acc[b],
+                     margin=band or 0.0, more=f"{what} is higher{beyond}", less=f"{what} is not higher{beyond}")
+
     out = []
-    if bad:
-        out.append(f"Diverged (the loss became NaN/inf): {', '.join(bad)}; left out of the comparisons below. "
-                   "Lower --learning-rate.")
-    if not ok:
-        return out
-    tol = band if band is not None else 0.0
-    noise_words = ("" if band is None else f" (more than the {band:.3f} that one run's test accuracy moves between "
-                                           f"its last epochs, the median band below)")
-
-    def compare(a: str, b: str) -> str:
-        diff = acc[b] - acc[a]
-        if band is not None and abs(diff) <= band:
-            return f"within the noise ({diff:+.3f})"
-        return f"{'higher' if diff > 0 else 'lower'} by {abs(diff):.3f}"
-
     single = sorted((r for r in ok if len(r["config"]["hidden"]) == 1), key=lambda r: r["config"]["hidden"][0])
     if len(single) >= 2:
-        lo, hi = single[0]["name"], single[-1]["name"]
-        out.append(f"Width, one hidden layer: {lo} ({params[lo]:,} parameters) reaches {acc[lo]:.3f}, {hi} "
-                   f"({params[hi]:,}) {acc[hi]:.3f}: the wider layer is {compare(lo, hi)}.")
+        out.append(higher("width, one hidden layer", single[-1]["name"], single[0]["name"], "the wider layer"))
     big = [r["name"] for r in ok if params[r["name"]] > BIG]
     if len(big) >= 2:
-        spread = max(acc[n] for n in big) - min(acc[n] for n in big)
-        flat = band is not None and spread <= 2 * band
-        out.append(f"The {len(big)} networks with more than {BIG:,} parameters ({', '.join(big)}) land between "
-                   f"{min(acc[n] for n in big):.3f} and {max(acc[n] for n in big):.3f}, a spread of {spread:.3f}"
-                   + (f": within twice the epoch-to-epoch band ({band:.3f}), so past {BIG:,} parameters the curve "
-                      "is **flat**." if flat else
-                      f": more than twice the epoch-to-epoch band ({band:.3f}), so the curve is **not flat** there."
-                      if band is not None else ": with one epoch there is no band to judge flatness by."))
-    # depth at equal leading width: a network and a deeper one that starts with the same layers
-    for r in ok:
+        top, bottom = max(acc[n] for n in big), min(acc[n] for n in big)
+        out.append(Claim(f"the spread of test accuracy over the {len(big)} networks with more than {BIG:,} parameters "
+                         f"({', '.join(big)})", f"the spread ({bottom:.3f} to {top:.3f})", top - bottom,
+                         "twice the epoch-to-epoch band", None if band is None else 2 * band,
+                         more="the curve is not flat there", less=f"past {BIG:,} parameters the curve is flat"))
+    for r in ok:  # depth at equal leading width: a network and a deeper one that starts with the same layers
         for s in ok:
             h, g = r["config"]["hidden"], s["config"]["hidden"]
             if len(g) > len(h) and g[:len(h)] == h:
-                out.append(f"Depth at equal leading width: {s['name']} against {r['name']} is "
-                           f"{compare(r['name'], s['name'])}.")
-    deep = max(ok, key=lambda r: (len(r["config"]["hidden"]), -min(r["config"]["hidden"])))
-    if len(deep["config"]["hidden"]) >= 3 and big:
+                out.append(higher(f"depth at equal leading width: {s['name']} against {r['name']}", s["name"],
+                                  r["name"], "the deeper"))
+    deep = max(ok, key=lambda r: (len(r["config"]["hidden"]), -min(r["config"]["hidden"])), default=None)
+    others = [n for n in big if deep and n != deep["name"]]
+    if deep and len(deep["config"]["hidden"]) >= 3 and others:
         d, narrow = deep["name"], min(deep["config"]["hidden"])
-        below = [n for n in big if acc[n] - acc[d] > tol]
-        if len(below) == len(big):
-            verdict = (f"below every network of more than {BIG:,} parameters{noise_words}: consistent with its "
-                       f"{narrow}-unit layers being a bottleneck")
-        else:
-            verdict = (f"not below every network of more than {BIG:,} parameters (it trails {len(below)} of "
-                       f"{len(big)} by more than the noise): its {narrow}-unit layers are no clear bottleneck here")
-        out.append(f"The deep, narrow {d} ({params[d]:,} parameters) reaches {acc[d]:.3f}, {verdict}.")
-    if band is None:
-        out.append("With one epoch per run the epoch-to-epoch spread of the test accuracy cannot be measured, so "
-                   "no difference above can be called noise or signal.")
-    else:
-        widths = [b[1] - b[0] for b in map(late_band, ok) if b is not None]
-        out.append(f"One run's test accuracy moves by {min(widths):.3f}–{max(widths):.3f} (median {band:.3f}) over "
-                   f"its last {min(LATE_EPOCHS, len(ok[0]['history']['test_accuracy']))} epochs (see the curves): "
-                   "differences smaller than that are noise.")
+        out.append(Claim(f"the deep, narrow {d} ({params[d]:,} parameters) against the networks of more than "
+                         f"{BIG:,} parameters", "the lowest of them", min(acc[n] for n in others), d, acc[d],
+                         margin=band or 0.0, more=f"it is below every one of them{beyond}: consistent with its "
+                                                  f"{narrow}-unit layers being a bottleneck",
+                         less=f"it is not below every one of them{beyond}: its {narrow}-unit layers are no clear "
+                              "bottleneck here"))
     return out
+
+
+def noise_text(results: Mapping[str, Any]) -> str:
+    """What the epoch-to-epoch band is, or that one epoch cannot measure it; and which runs diverged."""
+    ok = [r for r in results["runs"] if not r["diverged"]]
+    bad = [r["name"] for r in results["runs"] if r["diverged"]]
+    widths = [b[1] - b[0] for b in map(late_band, ok) if b is not None]
+    text = (f"Diverged (the loss became NaN/inf): {', '.join(bad)}; left out of the comparisons below. Lower "
+            "--learning-rate. " if bad else "")
+    if not widths:
+        return text + ("With one epoch per run the epoch-to-epoch spread of the test accuracy cannot be measured, so "
+                       "no difference below can be called noise or signal.")
+    return text + (f"One run's test accuracy moves by {min(widths):.3f}–{max(widths):.3f} (median "
+                   f"{float(np.median(widths)):.3f}, the noise below) over its last "
+                   f"{min(LATE_EPOCHS, len(ok[0]['history']['test_accuracy']))} epochs (see the curves).")
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
@@ -202,11 +196,9 @@ def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
         if r["diverged"]:
             note = f"Diverged at epoch {r['diverged_epoch']}: the number is the last finite model's."
         elif abs(got - reported) > 0.005 and band is not None:
-            inside = band[0] - 0.0005 <= reported <= band[1] + 0.0005
             note = (f"Over its last {LATE_EPOCHS} epochs this run's test accuracy moved between {band[0]:.3f} and "
-                    f"{band[1]:.3f}; the reported value is {'inside' if inside else 'outside'} that band"
-                    + (f" (and {epochs} epochs instead of {tutorial.TUTORIAL_EPOCHS})."
-                       if epochs < tutorial.TUTORIAL_EPOCHS else "."))
+                    f"{band[1]:.3f}" + (f" (and {epochs} epochs instead of {tutorial.TUTORIAL_EPOCHS})."
+                                        if epochs < tutorial.TUTORIAL_EPOCHS else "."))
         source = " (learning-rate study)" if hidden == (128, 64) else ""
         rows.append([f"test accuracy, hidden {r['name']}{source}", reported, got, note])
     return rows
@@ -258,7 +250,7 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                "Test accuracy after every epoch.")
     rep.figure(tutorial.test_loss_figure(out, runs, "test_loss_curves.png", f"Test loss ({cfg['loss']}) during training"),
                f"Test loss ({cfg['loss']}) after every epoch (log scale).")
-    rep.heading("What it shows").text(" ".join(findings(results)))
+    rep.heading("What it shows").text(noise_text(results)).claims(claims(results), heading=None)
     tutorial.per_class_section(rep, out, runs, results["class_names"])
     rows = reported_rows(results)
     if rows:

@@ -83,6 +83,28 @@ def key(q: Quantity) -> str:
     return f"{q.study}: {q.quantity}"
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def judge(q: Quantity, value: Any, expected: Any) -> str | None:
+    """Why ``value`` (this run's) does not reproduce ``expected`` (the reference's) within the
+    quantity's tolerance, or None when it does. A number must be finite and within
+    ``q.tolerance`` of the reference (bounds included); anything else must equal it."""
+    if value is None:
+        return "quantity missing"
+    if expected is None:
+        return "no reference value"
+    if _number(expected) and _number(value):
+        if not math.isfinite(value):
+            return f"not a finite number ({value})"
+        difference = abs(value - expected)
+        return None if difference <= q.tolerance + 1e-12 else f"off by {difference:.4g}"
+    if _number(expected) != _number(value):
+        return f"{value!r} is not comparable with {expected!r}"
+    return None if value == expected else "differs"
+
+
 def compare(runs_dir: Path, reference: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per quantity: reported, reference, this run, |difference|, tolerance, ok."""
     rows, loaded = [], {}
@@ -96,20 +118,12 @@ def compare(runs_dir: Path, reference: dict[str, Any]) -> list[dict[str, Any]]:
         results = loaded[q.study]
         value = None if results is None else value_of(results, q)
         expected = reference.get("values", {}).get(key(q))
-        problem = None
         if results is None:
             problem = "no results.json"
         elif results.get("quick"):
             problem = "a --quick run"
-        elif value is None:
-            problem = "quantity missing"
-        elif expected is None:
-            problem = "no reference value"
-        elif isinstance(expected, (int, float)) and isinstance(value, (int, float)):
-            if not math.isfinite(value) or abs(value - expected) > q.tolerance + 1e-12:
-                problem = f"off by {abs(value - expected):.4g}"
-        elif value != expected:
-            problem = "differs"
+        else:
+            problem = judge(q, value, expected)
         rows.append({"quantity": q, "value": value, "expected": expected, "ok": problem is None, "problem": problem})
     return rows
 
@@ -190,11 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def go() -> int:
-        import tyro
-
         if argv and not argv[0].startswith("-"):
             argv.insert(0, "--runs")
-        config = tyro.cli(CheckConfig, args=argv, prog="python -m experiments.check", description=__doc__)
+        config = config_lib.cli(CheckConfig, argv, prog="python -m experiments.check", description=__doc__)
         if config.runs is not None and not config.runs.is_dir():
             raise UsageError(f"{config.runs} is not a folder", "give the --out folder of python -m experiments.all")
         if config.update_reference:

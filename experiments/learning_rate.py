@@ -15,7 +15,8 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import plots, tutorial
-from jaxnet import engine
+from experiments.lib.claims import Claim
+from jaxnet import engine, losses
 
 NAME = "learning_rate"
 REPORTED = {0.5: 0.114, 0.01: 0.979}
@@ -49,19 +50,20 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """Every learning rate as one member of one engine sweep, from the same initial weights."""
     d = tutorial.load_data(config, study)
     rates, k = list(config.learning_rates), len(config.learning_rates)
+    loss = losses.get(config.loss)
 
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
-        result = engine.sweep(tutorial.init_fn(config.hidden, config.init), tutorial.optimizer(rates[0], config.momentum),
+        result = engine.sweep(tutorial.model(config.hidden, config.init), tutorial.optimizer(rates[0], config.momentum),
                               (d.x_train, d.y_train), epochs=config.epochs, batch_size=config.batch_size,
                               learning_rate=rates, init_seed=[config.seed] * k, data_seed=[config.seed] * k,
-                              loss=config.loss, test=(d.x_test, d.y_test), eval_train=False, **options)
+                              loss=loss, test=(d.x_test, d.y_test), eval_train=False, **options)
         records = []
         for i, lr in enumerate(rates):
             history = result.histories[i]
             run_config = {"loss": config.loss, "learning_rate": lr, "hidden": list(config.hidden),
                           "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
                           "init": config.init, "seed": config.seed, "sweep_members": k}
-            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=config.loss,
+            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=loss,
                                            seconds=history.seconds[-1] if history.seconds else 0.0))
         return records
 
@@ -111,73 +113,84 @@ def share_epochs(run: Mapping[str, Any], counts: np.ndarray) -> list[float]:
             if a is not None and np.min(np.abs(shares - a)) * counts.sum() < 0.5]
 
 
+def largest(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run at the largest learning rate: the one that may fail."""
+    return max(results["runs"], key=lambda r: r["config"]["learning_rate"])
+
+
 def failure_text(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
-    """What became of ``run`` (the largest learning rate), each sentence worded from its numbers."""
-    final, lr = run["final"], run["config"]["learning_rate"]
-    counts = class_counts(runs)
-    share = counts / counts.sum()
-    predicted = np.asarray(run["confusion"]).sum(axis=0)
-    one_class = final["classes_predicted"] == 1
-    if run["diverged"]:
-        first = (f"The loss became NaN/inf at epoch {run['diverged_epoch']}: the run **diverged**; the engine kept "
-                 "the parameters of its last finite step, which the numbers below evaluate. ")
-    elif one_class:
-        first = "The loss stayed finite (no NaN): the run did **not diverge** but ended as a **dead network**. "
-    elif final["test_accuracy"] < 0.5:
-        first = (f"The loss stayed finite (no NaN) and the network predicts {final['classes_predicted']} classes, "
-                 f"but it ends at a **test accuracy below 0.5**: {final['test_accuracy']:.3f}.")
-        return first + _dead_units(final, one_class=False)
-    else:
-        return (f"At lr {lr:g} the run **trained**: it did not diverge, predicts {final['classes_predicted']} classes "
-                f"and reaches test accuracy {final['test_accuracy']:.3f}.")
-    top = final["most_predicted_class"]
-    text = (first + f"Test accuracy {final['test_accuracy']:.3f}; {100 * final['most_predicted_fraction']:.1f}% of the "
-            f"test images are predicted as \"{top}\" (predicted counts per class: "
-            f"{', '.join(str(int(c)) for c in predicted)}). ")
-    if one_class:
-        largest = int(np.argmax(counts))
-        text += (f"So the accuracy is just that class's share of the test set ({share[top]:.4f}; the largest class, "
-                 f"\"{largest}\", is {share[largest]:.4f}). The confusion matrix below shows it: one filled column.")
-    text += _dead_units(final, one_class=one_class, effective_step=lr / (1 - run["config"]["momentum"]))
-    accs = share_epochs(run, counts)
-    n_checks = len([a for a in run["history"]["test_accuracy"] if a is not None])
-    if one_class and accs:
-        distinct = sorted({round(a, 4) for a in accs})
-        text += (f" At {len(accs)} of its {n_checks} epochs the test accuracy equals one class's share of the test set, "
-                 "what a one-class network scores; " +
-                 (f"those values ({', '.join(f'{a:.4f}' for a in distinct)}) differ, so the chosen class changed "
-                  "from epoch to epoch." if len(distinct) > 1 else f"always {distinct[0]:.4f}: the same class."))
-    others = [r for r in runs if r is not run and not r["diverged"] and r["final"]["classes_predicted"] == 1]
-    if others:
-        parts = []
-        for r in others:
-            peak = max((a for a in r["history"]["test_accuracy"] if a is not None), default=None)
-            parts.append(r["name"] + (f" (after first reaching test accuracy {peak:.3f})"
-                                      if peak is not None and peak > r["final"]["test_accuracy"] + 0.1 else ""))
-        text += f" {', '.join(parts)} also ended predicting a single class."
-    return text
+    """Whether ``run`` diverged (a flag), and the numbers its claims (:func:`failure_claims`) compare."""
+    final, counts = run["final"], class_counts(runs)
+    top, biggest = final["most_predicted_class"], int(np.argmax(counts))
+    return ((f"The loss became NaN/inf at epoch {run['diverged_epoch']}: the run **diverged**; the engine kept the "
+             "parameters of its last finite step, which the numbers below evaluate. " if run["diverged"] else
+             "The loss stayed finite (no NaN): the run did **not diverge**. ")
+            + f"Test accuracy {final['test_accuracy']:.4f}; {100 * final['most_predicted_fraction']:.1f}% of the "
+              f"test images are predicted as \"{top}\", whose share of the test set is {counts[top] / counts.sum():.4f} "
+              f"(the largest class, \"{biggest}\", {counts[biggest] / counts.sum():.4f}); predicted counts per class: "
+              f"{', '.join(str(int(c)) for c in np.asarray(run['confusion']).sum(axis=0))}. The fraction of ReLU "
+              "units that are zero for every training image is "
+              f"{', '.join(f'{100 * f:.0f}%' for f in final['dead_unit_fraction'])} (hidden layers "
+              f"1–{len(final['dead_unit_fraction'])}).")
 
 
-def _dead_units(final: Mapping[str, Any], *, one_class: bool, effective_step: float | None = None) -> str:
-    fractions = final["dead_unit_fraction"]
-    dead = ", ".join(f"{100 * f:.0f}%" for f in fractions)
-    text = f" The fraction of ReLU units that are zero for every training image is {dead} (hidden layers 1–{len(fractions)})"
-    all_dead = [i + 1 for i, f in enumerate(fractions) if f >= 1.0]
-    if one_class and all_dead:
-        step = ("" if effective_step is None else
-                f"with momentum the effective step is lr/(1 − momentum) = {effective_step:g}: ")
-        return text + (f": every unit of hidden layer {all_dead[0]} is dead. A likely mechanism: {step}large early "
-                       "updates push the pre-activations negative for every input, a dead ReLU passes no gradient and "
-                       "never recovers, and the output layer sees a constant input, so only its biases still learn, "
-                       "and they pick one class for every image.")
-    return text + "."
+def failure_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """What became of the largest learning rate's run: one class or several, above 0.5 or not, and for a
+    one-class network whether the class changed between epochs and a ReLU layer died."""
+    runs, run = results["runs"], largest(results)
+    final, counts = run["final"], class_counts(runs)
+    n, top = int(counts.sum()), final["most_predicted_class"]
+    out = [Claim(f"the test images it predicts as another class than its most-predicted \"{top}\"", "their number",
+                 (1 - final["most_predicted_fraction"]) * n, "half an image", 0.5, digits=1, reference=True,
+                 more="it predicts more than one class", less="it predicts one class for every image: a dead network "
+                                                              "(one filled column in the confusion matrix below)"),
+           Claim("its test accuracy", "test accuracy", final["test_accuracy"], "one half", 0.5, reference=True,
+                 more="above 0.5", less="below 0.5")]
+    if final["classes_predicted"] != 1:
+        return out
+    accs, dead = share_epochs(run, counts), final["dead_unit_fraction"]
+    deadest = int(np.argmax(dead))
+    checks = len([a for a in run["history"]["test_accuracy"] if a is not None])
+    out += [Claim("the epochs at which its test accuracy equals some class's share of the test set (what a one-class "
+                  "network scores)", f"the highest of those ({len(accs)} of its {checks} epochs)",
+                  max(accs, default=None), "the lowest", min(accs, default=None), margin=0.5 / n, digits=4,
+                  more="they differ, so the chosen class changed from epoch to epoch",
+                  less="always the same: the same class"),
+            Claim("the live ReLU units (not zero for every training image) of its deadest hidden layer", "their share",
+                  1 - dead[deadest], "none", 0.0, reference=True, more="every hidden layer keeps some live units",
+                  less=f"every unit of hidden layer {deadest + 1} is dead",
+                  why=f"A likely mechanism for a dead layer: with momentum the effective step is lr/(1 − momentum) = "
+                      f"{run['config']['learning_rate'] / (1 - run['config']['momentum']):g}: large early updates push "
+                      "the pre-activations negative for every input, a dead ReLU passes no gradient and never "
+                      "recovers, and the output layer sees a constant input, so only its biases still learn, and they "
+                      "pick one class for every image.")]
+    return out + [Claim(f"the run at {r['name']}, which also ended predicting a single class: its peak test accuracy "
+                        "against its final", "peak",
+                        max((a for a in r["history"]["test_accuracy"] if a is not None), default=None), "final",
+                        r["final"]["test_accuracy"], margin=0.1,
+                        more="it first learned (by more than 0.1), then died", less="it never learned much")
+                  for r in runs if r is not run and not r["diverged"] and r["final"]["classes_predicted"] == 1]
+
+
+def sweep_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Whether the reported best rate was still improving at its last epoch (none with fewer than two)."""
+    run = next((r for r in results["runs"] if r["name"] == run_name(REPORTED_BEST)), {"history": {"test_accuracy": []}})
+    accs = [a for a in run["history"]["test_accuracy"] if a is not None]
+    return [] if len(accs) < 2 else [
+        Claim(f"the test accuracy of {run['name']}, after the last epoch against its best before", "the last", accs[-1],
+              "the best before", max(accs[:-1]), more="still improving at the last epoch", less="no longer improving")]
+
+
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Every outcome the report states, computed from results.json."""
+    return sweep_claims(results) + failure_claims(results)
 
 
 def confusion_runs(results: Mapping[str, Any]) -> list[str]:
     """The runs whose confusion matrix is drawn: the largest rate, the best, and the reported best (if run)."""
     runs = results["runs"]
     by_lr = {r["config"]["learning_rate"]: r for r in runs}
-    names = [by_lr[max(by_lr)]["name"], best_run(runs)["name"]]
+    names = [largest(results)["name"], best_run(runs)["name"]]
     if REPORTED_BEST in by_lr:
         names.append(by_lr[REPORTED_BEST]["name"])
     return list(dict.fromkeys(names))
@@ -201,10 +214,7 @@ def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
         elif abs(got - reported) > 0.01 and r["diverged"]:
             note = f"{outcome(r)}; the tutorial's run did not diverge but predicted one class."
         elif abs(got - reported) > 0.01:
-            accs = [a for a in r["history"]["test_accuracy"] if a is not None]
-            rising = len(accs) > 1 and accs[-1] > max(accs[:-1])
             note = (f"{epochs} epoch{'s' * (epochs != 1)} instead of the tutorial's {tutorial.TUTORIAL_EPOCHS}"
-                    + (" and still improving at the last epoch" if rising else "")
                     if epochs < tutorial.TUTORIAL_EPOCHS else "one run of one seed (no seed spread measured here)")
         rows.append([f"test accuracy at lr {lr:g}", reported, got, note])
     if 0.5 in by_lr:
@@ -251,8 +261,10 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                "Test accuracy after every epoch, per learning rate.")
     rep.figure(tutorial.test_loss_figure(out, runs, "test_loss_curves.png", f"Test loss ({cfg['loss']}) during training"),
                "Test loss after every epoch, log scale (a diverged run's line ends at its last finite check).")
-    largest = by_lr[max(rates)]
-    rep.heading(f"What happens at lr = {max(rates):g}").text(failure_text(largest, runs))
+    if sweep_claims(results):
+        rep.claims(sweep_claims(results))
+    rep.heading(f"What happens at lr = {max(rates):g}").text(failure_text(largest(results), runs))
+    rep.claims(failure_claims(results), heading=None)
     class_names = [str(c) for c in range(len(runs[0]["confusion"]))]
     tutorial.per_class_section(rep, out, runs, class_names, confusion_for=confusion_runs(results))
     rows = reported_rows(results)

@@ -19,8 +19,10 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import mnist, plots
+from experiments.lib.claims import Claim
 from experiments.lib.config import SEED_MAX
-from jaxnet import data, engine, mlp, train
+from experiments.lib.results import divergence
+from jaxnet import data, engine, evaluate, losses, mlp, train
 from jaxnet.history import History
 
 NAME = "logistic_regression"
@@ -100,8 +102,10 @@ def zeros_init(_key: Any = None) -> mlp.Params:
     return [{"w": jnp.zeros((784, 1), jnp.float32), "b": jnp.zeros((1,), jnp.float32)}]
 
 
-def init_fn(config: Config) -> Any:
-    return zeros_init if config.init == "zeros" else (lambda key: mlp.init(key, [784, 1], scheme="uniform"))
+def model(config: Config) -> mlp.Model:
+    """784 → 1 (no hidden layer): w = 0, b = 0 (``zeros``), or U(±1/√784) as PyTorch's nn.Linear (``uniform``)."""
+    network = mlp.model([784, 1], scheme="uniform")
+    return network._replace(init=zeros_init) if config.init == "zeros" else network
 
 
 def final_metrics(history: History, params: Any) -> dict[str, Any]:
@@ -117,13 +121,12 @@ def final_metrics(history: History, params: Any) -> dict[str, Any]:
             "weight_norm": weight_norm, **at_best}
 
 
-def record(name: str, config: dict[str, Any], history: History, params: Any, val_xy: tuple, seconds: float,
-           class_names: Sequence[str]) -> dict[str, Any]:
+def record(name: str, config: dict[str, Any], network: mlp.Model, history: History, params: Any, val_xy: tuple,
+           seconds: float, class_names: Sequence[str]) -> dict[str, Any]:
     """The run's record: metrics at the stop and at the best check, confusion matrix on validation."""
-    val = engine.evaluate_classifier(params, val_xy, loss="binary_cross_entropy", num_classes=2)
+    val = evaluate.classifier(network, params, val_xy, loss=losses.BINARY_CROSS_ENTROPY, num_classes=2)
     return lib.run_record(
-        name, config, history.to_dict(), final_metrics(history, params), seconds=seconds, diverged=history.diverged,
-        diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)),
+        name, config, history.to_dict(), final_metrics(history, params), seconds=seconds, **divergence(history),
         per_class={"classes": list(class_names), "recall": val["per_class_recall"],
                    "one_vs_rest_accuracy": val["per_class_one_vs_rest_accuracy"]},
         confusion=val["confusion_matrix"])
@@ -140,9 +143,9 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     class_names = [str(config.negative), str(config.positive)]  # label 0, label 1
     study.log(f"{len(x_train)} training and {len(x_val)} validation images ({config.positive} vs "
               f"{config.negative}), up to {config.epochs} epochs")
-    init = init_fn(config)
+    network = model(config)
     optimizer = train.make_optimizer("sgd", learning_rate=config.learning_rate)
-    shared = dict(epochs=config.epochs, batch_size=config.batch_size, loss="binary_cross_entropy", val=val_xy,
+    shared = dict(epochs=config.epochs, batch_size=config.batch_size, loss=losses.BINARY_CROSS_ENTROPY, val=val_xy,
                   evals_per_epoch=config.evals_per_epoch, patience=config.patience)
     low, high = config.pixel_range
     base = {"train_images": len(x_train), "val_images": len(x_val), "positive": config.positive,
@@ -153,24 +156,25 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
     def stored_order(**options: Any) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        fit = engine.fit(init(jax.random.PRNGKey(config.seed)), optimizer, train_xy, shuffle=False,
+        fit = engine.fit(network, network.init(jax.random.PRNGKey(config.seed)), optimizer, train_xy, shuffle=False,
                          seed=config.seed, **shared, **options)
         seconds = time.perf_counter() - started
         study.save_arrays("weights_stored_order", w=fit.params[0]["w"][:, 0])
-        return [record("stored order", {**base, "shuffle": False, "seed": config.seed}, fit.history, fit.params,
-                       val_xy, seconds, class_names)]
+        return [record("stored order", {**base, "shuffle": False, "seed": config.seed}, network, fit.history,
+                       fit.params, val_xy, seconds, class_names)]
 
     seeds = seeds_of(config)
     names = [f"shuffled, seed {s}" for s in seeds]
 
     def shuffled(**options: Any) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        result = engine.sweep(init, optimizer, train_xy, shuffle=True, init_seed=[config.seed] * len(seeds),
+        result = engine.sweep(network, optimizer, train_xy, shuffle=True, init_seed=[config.seed] * len(seeds),
                               data_seed=seeds, **shared, **options)
         seconds = time.perf_counter() - started
         study.save_arrays("weights_shuffled", w=result.member(0)[0]["w"][:, 0])
-        return [record(n, {**base, "shuffle": True, "seed": s}, h, result.member(k), val_xy, seconds / len(seeds),
-                       class_names) for k, (n, s, h) in enumerate(zip(names, seeds, result.histories))]
+        return [record(n, {**base, "shuffle": True, "seed": s}, network, h, result.member(k), val_xy,
+                       seconds / len(seeds), class_names)
+                for k, (n, s, h) in enumerate(zip(names, seeds, result.histories))]
 
     runs = study.train("fixed", ["stored order"], stored_order, label="stored order", epochs=config.epochs)
     study.save_progress(runs)
@@ -180,42 +184,11 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
             "reported": REPORTED, "shuffle_seeds": seeds}
 
 
-# ---------------------------------------------------------------- outcomes, from results alone
-def epochs_text(n: float) -> str:
-    return f"{n:g} epoch" + ("" if n == 1 else "s")
-
-
-def stopping(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored order's stop, the shuffled stops and how many of them come earlier."""
-    fixed, shuffled = results["runs"][0], results["runs"][1:]
-    stored = fixed["final"]["stopped_epoch"]
-    stops = [r["final"]["stopped_epoch"] for r in shuffled]
-    earlier = sum(s is not None and (stored is None or s < stored) for s in stops)
-    finite = [s for s in stops if s is not None]
-    return {"stored": stored, "stops": stops, "earlier": earlier, "n": len(stops),
-            "low": min(finite) if finite else None, "high": max(finite) if finite else None,
-            "all_stopped": len(finite) == len(stops)}
-
-
-def comparison_sentence(results: Mapping[str, Any]) -> str:
-    """Whether reshuffling stops earlier than the stored order, seed by seed."""
-    s, max_epochs = stopping(results), results["config"]["epochs"]
-    stored = (f"the stored order stops at epoch {s['stored']:.1f}" if s["stored"] is not None else
-              f"the stored order does not stop within {epochs_text(max_epochs)}")
-    unstopped = s["n"] - sum(x is not None for x in s["stops"])
-    if s["low"] is None:
-        shuffled = f"no shuffled run stops within {epochs_text(max_epochs)}"
-    else:
-        at = f"epochs {s['low']:.1f}–{s['high']:.1f}" if s["high"] != s["low"] else f"epoch {s['low']:.1f}"
-        shuffled = f"the shuffled runs at {at}" + (f" ({unstopped} of them run all {epochs_text(max_epochs)})"
-                                                    if unstopped else "")
-    if s["earlier"] == s["n"]:
-        head = f"Reshuffling every epoch stops earlier than the stored order for every seed ({s['n']} of {s['n']})"
-    elif s["earlier"]:
-        head = f"Reshuffling every epoch stops earlier than the stored order for {s['earlier']} of {s['n']} seeds"
-    else:
-        head = f"Reshuffling every epoch does not stop earlier than the stored order for any of the {s['n']} seeds"
-    return f"{head}: {stored}, {shuffled}."
+# ---------------------------------------------------------------- the claims, from results alone
+def ended(run: Mapping[str, Any]) -> float | None:
+    """Where training ended: the early-stopping check, or the last check when patience never ran out."""
+    stop, epochs = run["final"]["stopped_epoch"], run["history"]["epoch"]
+    return stop if stop is not None else (epochs[-1] if epochs else None)
 
 
 def plateau(history: Mapping[str, Any], checks_per_epoch: int) -> dict[str, Any] | None:
@@ -233,33 +206,6 @@ def plateau(history: Mapping[str, Any], checks_per_epoch: int) -> dict[str, Any]
             "drop": float(running[i_half] - running[-1]), "swing": float(last.max() - last.min())}
 
 
-def plateau_sentence(results: Mapping[str, Any]) -> str:
-    """The stored order's validation loss where it stopped, and how much the seeds alone move the stop."""
-    fixed, cfg = results["runs"][0], results["config"]
-    p = plateau(fixed["history"], cfg["evals_per_epoch"])
-    s = stopping(results)
-    if p is None:
-        return "The stored-order run has too few finite checks to describe its validation loss."
-    if s["stored"] is None:
-        return (f"The stored-order run does not stop early within {epochs_text(cfg['epochs'])} (its patience of "
-                f"{cfg['patience']} checks never runs out); its validation loss is lowest ({p['best']:.4f}) at "
-                f"epoch {p['best_epoch']:.1f}.")
-    span = p["end"] - p["half"]
-    per_epoch = p["drop"] / span if span > 0 else 0.0
-    flat = per_epoch <= PLATEAU * p["swing"]
-    ratio = f", {p['swing'] / per_epoch:.0f}× the improvement per epoch" if per_epoch > 0 else ""
-    text = (f"In the stored order the validation loss is lowest ({p['best']:.4f}) at epoch {p['best_epoch']:.1f}. "
-            f"Over the second half of the run, from epoch {p['half']:.1f} to the stop at {p['end']:.1f}, its lowest "
-            f"value so far falls {'only ' if flat else ''}from {p['best_at_half']:.4f} to {p['best']:.4f} ({per_epoch:.1g} per epoch), "
-            f"while within the last epoch it swings by {p['swing']:.3f}{ratio}"
-            + (f": the minimum creeps down a flat stretch, and when {cfg['patience']} checks without a new minimum "
-               "come is decided by differences this small, so the stopping point is fragile"
-               if flat else ": the minimum is still falling clearly when training stops"))
-    if s["n"] > 1 and s["all_stopped"]:
-        text += f". The data order alone moves the shuffled runs' stop by {s['high'] - s['low']:.1f} epochs"
-    return text + "."
-
-
 def epoch_periodicity(history: Mapping[str, Any], checks_per_epoch: int, key: str = "train_loss") -> float | None:
     """mean |x[t + one epoch] − x[t]| / mean |x[t + 1] − x[t]| over the second half of the run:
     small when the curve repeats the same pattern every epoch (a saw-tooth); None if too short."""
@@ -271,33 +217,52 @@ def epoch_periodicity(history: Mapping[str, Any], checks_per_epoch: int, key: st
     return float(np.mean(np.abs(values[checks_per_epoch:] - values[:-checks_per_epoch])) / step) if step else None
 
 
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Every outcome the report states, each computed from ``results`` (none once a run diverged)."""
+    runs, cfg = results["runs"], results["config"]
+    if any(r["diverged"] for r in runs):
+        return []
+    fixed, shuffled = runs[0], runs[1:]
+    ends = [ended(r) for r in shuffled]
+    n, subject = len(shuffled), "the epoch where training ended (its early stop, or the last epoch)"
+    out = [Claim(subject, "stored order, epoch", ended(fixed), f"the latest of the {n} reshuffled seeds,", max(ends),
+                 more="every reshuffled seed stops earlier", less="not every reshuffled seed stops earlier", digits=1),
+           Claim(subject, "stored order, epoch", ended(fixed), f"the earliest of the {n} reshuffled seeds,", min(ends),
+                 more="some reshuffled seed stops earlier", less="no reshuffled seed stops earlier", digits=1)]
+    p = plateau(fixed["history"], cfg["evals_per_epoch"])
+    if p is not None:
+        span = p["end"] - p["half"]
+        out.append(Claim(
+            "the stored order's validation loss over the second half of its run", "its lowest value so far falls "
+            "per epoch by", p["drop"] / span if span > 0 else 0.0, f"{PLATEAU:.0%} of its swing within the last "
+            "epoch,", PLATEAU * p["swing"], more="still falling clearly", less="flat",
+            why=f"On a flat stretch, when patience ({cfg['patience']} checks without a new minimum) runs out is "
+                "decided by differences this small, which makes the stopping point fragile."))
+    for label, run_ in (("stored order", fixed), ("reshuffled every epoch", shuffled[0])):
+        ratio = epoch_periodicity(run_["history"], cfg["evals_per_epoch"])
+        if ratio is not None:
+            out.append(Claim(
+                "the training loss over the second half of the run (its change over one epoch per change between "
+                "consecutive checks)", label, ratio, "the saw-tooth threshold", SAWTOOTH, reference=True,
+                more="no one-epoch saw-tooth", less="a saw-tooth with a period of one epoch", digits=2,
+                why="In the stored order the same batches come at the same point of every epoch and pull the model "
+                    "the same way each time." if run_ is fixed else ""))
+    return out
+
+
 def curves_caption(results: Mapping[str, Any]) -> str:
-    """The learning-curve caption: where each curve ends, and whether the stored order repeats every epoch."""
-    fixed, shuffled, cfg = results["runs"][0], results["runs"][1], results["config"]
-    k = cfg["evals_per_epoch"]
+    """The learning-curve caption: where each curve ends."""
+    fixed, shuffled, k = results["runs"][0], results["runs"][1], results["config"]["evals_per_epoch"]
     ends = "; ".join(f"the {r['name']} curve ends where early stopping fired (epoch {r['final']['stopped_epoch']:.1f})"
                      if r["final"]["stopped_epoch"] is not None else
                      f"the {r['name']} run did not stop early" for r in (fixed, shuffled))
-    text = (f"Cross-entropy and accuracy at every check ({k} per epoch), stored order vs reshuffled every epoch "
+    return (f"Cross-entropy and accuracy at every check ({k} per epoch), stored order vs reshuffled every epoch "
             f"(loss on a log axis); {ends}.")
-    ratio_fixed = epoch_periodicity(fixed["history"], k)
-    ratio_shuffled = epoch_periodicity(shuffled["history"], k)
-    if ratio_fixed is None:
-        return text
-    measure = (f"over the second half of the run the training loss changes {ratio_fixed:.2f}× as much over one "
-               "epoch as between consecutive checks"
-               + (f" ({ratio_shuffled:.2f}× when reshuffled)" if ratio_shuffled is not None else ""))
-    if ratio_fixed < SAWTOOTH:
-        return text + (f" In the stored order the training curve repeats a saw-tooth with a period of one epoch: "
-                       f"{measure}; the same batches come at the same point of every epoch and pull the model the "
-                       "same way each time.")
-    return text + f" The stored-order training curve shows no one-epoch saw-tooth: {measure}."
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     fixed, shuffled = results["runs"][0], results["runs"][1]
     f, seed0 = fixed["final"], shuffled["config"]["seed"]
-    s = stopping(results)
     loss_note = "Set by where training stopped (see the stopping-epoch rows)."
     diverged = (f"The stored-order run diverged at epoch {fixed['diverged_epoch']}: not a trained model's value."
                 if fixed["diverged"] else None)
@@ -306,16 +271,12 @@ def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return diverged or (loss_note if value is None or abs(value - reported) > 0.01 else None)
 
     stored_stop_note = diverged or (
-        plateau_sentence(results) + " The original's initialisation, data loader and floating-point details are "
-        "unknown.")
+        "How flat the validation loss is where patience runs out decides the stop (see What the numbers say). The "
+        "original's initialisation, data loader and floating-point details are unknown.")
     any_diverged = [r["name"] for r in results["runs"] if r["diverged"]]
-    if any_diverged:
-        shuffled_note = f"Diverged: {', '.join(any_diverged)}; no comparison."
-    else:
-        shuffled_note = comparison_sentence(results) + (
-            " As reported, the shuffled run stops earlier." if s["earlier"] == s["n"] else
-            " The report's ordering (shuffled earlier) holds for only some seeds." if s["earlier"] else
-            " The report's ordering (shuffled earlier) is not reproduced.")
+    shuffled_note = (f"Diverged: {', '.join(any_diverged)}; no comparison." if any_diverged else
+                     "Reported: the shuffled run stops earlier; whether every seed does here is under What the "
+                     "numbers say.")
     return [
         ("train cross-entropy (stored order, at stop)", REPORTED["train_loss"], f["train_loss"],
          note(REPORTED["train_loss"], f["train_loss"])),
@@ -331,17 +292,15 @@ def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     ]
 
 
-def findings(results: Mapping[str, Any]) -> list[str]:
-    """The report's outcome paragraphs, each worded from the numbers it states."""
+def diverged_text(results: Mapping[str, Any]) -> str | None:
+    """The paragraph naming the runs whose loss became NaN or inf (None if none did)."""
     gone = [r for r in results["runs"] if r["diverged"]]
-    out = []
-    if gone:
-        out.append("**Diverged** (the loss became NaN or inf): " + "; ".join(
-            f"{r['name']} at epoch {r['diverged_epoch']}" + (" (its first: no finite check)"
-                                                             if not r["history"]["epoch"] else "") for r in gone)
-                   + ". Their numbers are not a trained model's; lower --learning-rate.")
-        return out
-    return [comparison_sentence(results), plateau_sentence(results)]
+    if not gone:
+        return None
+    return ("**Diverged** (the loss became NaN or inf): " + "; ".join(
+        f"{r['name']} at epoch {r['diverged_epoch']}" + (" (its first: no finite check)" if not r["history"]["epoch"]
+                                                         else "") for r in gone)
+            + ". Their numbers are not a trained model's; lower --learning-rate.")
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -391,8 +350,9 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
           r["final"]["train_loss"], r["final"]["val_loss"], r["final"]["train_accuracy"], r["final"]["val_accuracy"],
           r["final"].get("val_accuracy_at_lowest_val_loss"),
           f"yes, epoch {r['diverged_epoch']}" if r["diverged"] else "no"] for r in runs], digits=3)
-    for paragraph in findings(results):
-        rep.text(paragraph)
+    rep.claims(claims(results))
+    if diverged_text(results):
+        rep.text(diverged_text(results))
     return rep.reported_vs_reproduced(reported_rows(results), source=SOURCE, digits=3)
 
 

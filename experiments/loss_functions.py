@@ -14,7 +14,8 @@ from typing import Any, Literal, Mapping
 
 from experiments import lib
 from experiments.lib import plots, tutorial
-from jaxnet import engine
+from experiments.lib.claims import Claim
+from jaxnet import engine, losses
 
 NAME = "loss_functions"
 LossName = Literal["nll", "softmax_cross_entropy", "mse", "kl_divergence"]
@@ -70,10 +71,11 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
         def train_loss(loss: str = loss, rates: list[float] = rates, **options: Any) -> list[dict[str, Any]]:
             k = len(rates)
-            result = engine.sweep(tutorial.init_fn(config.hidden, config.init),
+            loss_value = losses.get(loss)
+            result = engine.sweep(tutorial.model(config.hidden, config.init),
                                   tutorial.optimizer(config.learning_rate, config.momentum), (d.x_train, d.y_train),
                                   epochs=config.epochs, batch_size=config.batch_size, learning_rate=rates,
-                                  init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=loss,
+                                  init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=loss_value,
                                   test=(d.x_test, d.y_test), eval_train=False, **options)
             records = []
             for i, lr in enumerate(rates):
@@ -84,8 +86,9 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
                 run_config = {"loss": loss, "learning_rate": lr, "reduction": reduction, "hidden": list(config.hidden),
                               "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
                               "init": config.init, "seed": config.seed, "sweep_members": k}
-                records.append(tutorial.record(run_name(loss, lr), run_config, history, result.member(i), d, loss=loss,
-                                               seconds=history.seconds[-1] if history.seconds else 0.0))
+                seconds = history.seconds[-1] if history.seconds else 0.0
+                records.append(tutorial.record(run_name(loss, lr), run_config, history, result.member(i), d,
+                                               loss=loss_value, seconds=seconds))
             return records
 
         runs += study.train(loss, [run_name(loss, lr) for lr in rates], train_loss,
@@ -99,161 +102,132 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- outcomes, from the numbers
-def _runs(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {r["name"]: r for r in results["runs"]}
-
-
-def accuracy(results: Mapping[str, Any], loss: str, lr: float) -> float | None:
-    """Final test accuracy of ``loss`` at ``lr``; None if that run is not in the results."""
-    run = _runs(results).get(run_name(loss, lr))
-    return None if run is None else run["final"]["test_accuracy"]
-
-
-def curve_difference(results: Mapping[str, Any], a: str, b: str) -> float | None:
-    """The largest |test-accuracy difference| between runs ``a`` and ``b`` over their epochs."""
-    runs = _runs(results)
-    if a not in runs or b not in runs:
-        return None
-    pairs = [(x, y) for x, y in zip(runs[a]["history"]["test_accuracy"], runs[b]["history"]["test_accuracy"])
-             if x is not None and y is not None]
-    return max((abs(x - y) for x, y in pairs), default=None)
-
-
-def _first(results: Mapping[str, Any], name: str) -> float | None:
-    accs = [a for a in _runs(results)[name]["history"]["test_accuracy"] if a is not None]
-    return accs[0] if accs else None
-
-
 def _epochs(n: int) -> str:
     return f"{n} epoch{'s' * (n != 1)}"
 
 
-def _same(diff: float | None, what: str) -> str:
-    return (f"identical {what} at every epoch" if diff == 0 else
-            f"{what} differing by at most {diff:.4f} over the epochs")
+def _pair(results: Mapping[str, Any], loss: str) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The runs of ``loss``: at the config's learning rate (ours) and at its ÷10 twin (PyTorch's), None if not run."""
+    runs = [r for r in results["runs"] if r["config"]["loss"] == loss] + [None, None]
+    return runs[0], runs[1]
 
 
-def curves_caption(results: Mapping[str, Any]) -> str:
-    """The caption of the accuracy curves: whether NLL, CE and KL at the base rate coincide."""
-    lr = results["config"]["learning_rate"]
-    same = [loss for loss in ("nll", "softmax_cross_entropy", "kl_divergence") if accuracy(results, loss, lr) is not None]
-    if len(same) < 2:
-        return "Test accuracy after every epoch."
-    names = [run_name(loss, lr) for loss in same]
-    diff = max(curve_difference(results, names[0], n) or 0.0 for n in names[1:])
-    labels = ", ".join(LABELS[loss] for loss in same)
-    return (f"Test accuracy after every epoch. {labels} at lr {lr:g} are the same function of the logits; "
-            + ("their lines coincide (only the last drawn shows)." if diff == 0 else
-               f"their lines differ by at most {diff:.4f}."))
+def _acc(run: Mapping[str, Any]) -> float:
+    return run["final"]["test_accuracy"]
 
 
-def findings(results: Mapping[str, Any]) -> list[str]:
-    """The paragraphs comparing the losses, each worded from the numbers it states."""
-    cfg = results["config"]
-    lr, low, epochs = cfg["learning_rate"], pytorch_lr(cfg["learning_rate"]), cfg["epochs"]
-    acc = lambda loss, rate: accuracy(results, loss, rate)  # noqa: E731
+def _first(run: Mapping[str, Any]) -> float | None:
+    accs = [a for a in run["history"]["test_accuracy"] if a is not None]
+    return accs[0] if accs else None
+
+
+def curve_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
+    """The largest |test-accuracy difference| between runs ``a`` and ``b`` over their epochs."""
+    pairs = [(x, y) for x, y in zip(a["history"]["test_accuracy"], b["history"]["test_accuracy"])
+             if x is not None and y is not None]
+    return max((abs(x - y) for x, y in pairs), default=None)
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> Claim:
+    return Claim(f"{a['name']} against {b['name']}: the largest test-accuracy difference over the epochs",
+                 "largest |difference|", curve_difference(a, b), "zero", 0.0, digits=4, reference=True, more="their curves differ",
+                 less="identical test accuracy at every epoch")
+
+
+def sections(results: Mapping[str, Any]) -> list[tuple[str, list[Claim]]]:
+    """The paragraphs comparing the losses: each a text that states no outcome, and its claims."""
+    (nll, _), (ce, _) = _pair(results, "nll"), _pair(results, "softmax_cross_entropy")
+    (mse, mse_low), (kl, kl_low) = _pair(results, "mse"), _pair(results, "kl_divergence")
     out = []
-    twins = [loss for loss in PYTORCH_MEAN if acc(loss, lr) is not None and acc(loss, low) is not None]
+    twins = [(ours, low) for ours, low in ((mse, mse_low), (kl, kl_low)) if low is not None]
     if twins:
-        parts = [f"{LABELS[loss]}: {acc(loss, lr):.3f} at lr {lr:g} against {acc(loss, low):.3f} at lr {low:g}, "
-                 f"so the ÷10 reduction {'costs' if acc(loss, lr) > acc(loss, low) else 'gains'} "
-                 f"{abs(acc(loss, lr) - acc(loss, low)):.3f}" for loss in twins]
-        out.append(
-            "**The reduction, i.e. a 10× smaller step.** With PyTorch's default `reduction=\"mean\"`, MSE and KL are "
-            "divided by the 10 classes as well as the batch, so their gradients, and every SGD step, are 10× smaller "
-            f"than for NLL/CE at the same learning rate. Test accuracy after {_epochs(epochs)}: " + "; ".join(parts) + ".")
-    ce, kl = run_name("softmax_cross_entropy", lr), run_name("kl_divergence", lr)
-    if acc("kl_divergence", lr) is not None and acc("softmax_cross_entropy", lr) is not None:
-        text = ("**KL with one-hot targets is cross-entropy.** Σₖ yₖ(ln yₖ − ln pₖ) = −ln pᵧ when y is one-hot "
-                f"(0·ln 0 = 0), so KL at lr {lr:g} and CE follow one trajectory: "
-                f"{_same(curve_difference(results, kl, ce), 'test accuracy')}.")
-        if acc("kl_divergence", low) is not None:
-            behind = acc("softmax_cross_entropy", lr) - acc("kl_divergence", low)
-            text += (f" The tutorial's KL setting is therefore CE trained with a 10× smaller step, which after "
-                     f"{_epochs(epochs)} is " + (f"still {behind:.3f} below CE." if behind > 0.01 else
-                                                 f"within 0.01 of CE ({behind:+.3f})."))
-        out.append(text)
-    if acc("mse", lr) is not None:
-        text = ("**MSE on probabilities saturates.** ∂/∂zⱼ Σₖ (pₖ − yₖ)² = 2 pⱼ[(pⱼ − yⱼ) − Σₖ pₖ(pₖ − yₖ)]: the "
-                "softmax Jacobian multiplies the error, so an example the network is confidently wrong about "
-                "(p_y → 0, p_wrong → 1) gets a vanishing gradient, whereas cross-entropy's gradient p − y stays large "
-                "exactly there, and MSE's error is bounded (at most 2 per example).")
-        if acc("softmax_cross_entropy", lr) is not None:
-            m, c = acc("mse", lr), acc("softmax_cross_entropy", lr)
-            mf, cf = _first(results, run_name("mse", lr)), _first(results, ce)
-            text += (f" At the same lr {lr:g}, MSE ends at {m:.3f} against CE's {c:.3f}"
-                     + (f" (after epoch 1: {mf:.3f} against {cf:.3f})"
-                        if epochs > 1 and mf is not None and cf is not None else "")
-                     + (": it learns more slowly." if m < c else ": here it is not behind."))
-        if acc("mse", low) is not None:
-            lowest = min(results["runs"], key=lambda r: r["final"]["test_accuracy"])
-            text += (f" With the ÷10 reduction on top it ends at {acc('mse', low):.3f}"
-                     + (", the lowest of all runs." if lowest["name"] == run_name("mse", low) else
-                        f"; the lowest run is {lowest['name']} ({lowest['final']['test_accuracy']:.3f})."))
-        out.append(text)
-    nll = run_name("nll", lr)
-    if acc("nll", lr) is not None and acc("softmax_cross_entropy", lr) is not None:
-        out.append("NLL and CE are the same function of the logits (log-softmax then −ln pᵧ), computed the same way in "
-                   f"PyTorch too; here their runs have {_same(curve_difference(results, nll, ce), 'test accuracies')}.")
+        out.append(("**The reduction, i.e. a 10× smaller step.** With PyTorch's default `reduction=\"mean\"`, MSE and "
+                    "KL are divided by the 10 classes as well as the batch, so their gradients, and every SGD step, are "
+                    f"10× smaller than for NLL/CE at the same learning rate. Test accuracy after "
+                    f"{_epochs(results['config']['epochs'])}:",
+                    [Claim(f"{LABELS[ours['config']['loss']]}: our reduction against PyTorch's ÷10", ours["name"],
+                           _acc(ours), low["name"], _acc(low), more="the ÷10 reduction costs accuracy",
+                           less="the ÷10 reduction does not cost accuracy") for ours, low in twins]))
+    if kl and ce:
+        out.append(("**KL with one-hot targets is cross-entropy.** Σₖ yₖ(ln yₖ − ln pₖ) = −ln pᵧ when y is one-hot "
+                    "(0·ln 0 = 0), so KL and CE at one learning rate follow one trajectory; the tutorial's KL setting "
+                    "is therefore CE trained with a 10× smaller step.",
+                    [_same(kl, ce)] + ([] if kl_low is None else [
+                        Claim("the tutorial's KL setting (CE with a 10× smaller step) against CE", ce["name"], _acc(ce),
+                              kl_low["name"], _acc(kl_low), margin=0.01, more="still more than 0.01 below CE",
+                              less="not more than 0.01 below CE")])))
+    if mse:
+        found = []
+        if ce:
+            found.append(Claim("MSE against CE at the same learning rate", ce["name"], _acc(ce), mse["name"], _acc(mse),
+                               more="MSE learns more slowly", less="MSE is not behind"))
+            if results["config"]["epochs"] > 1 and _first(mse) is not None and _first(ce) is not None:
+                found.append(Claim("MSE against CE after epoch 1", ce["name"], _first(ce), mse["name"], _first(mse),
+                                   more="MSE learns more slowly", less="MSE is not behind"))
+        if mse_low:
+            others = [r for r in results["runs"] if r is not mse_low]
+            lowest = min(others, key=_acc)
+            found.append(Claim(f"{mse_low['name']}, the ÷10 reduction on top, against the lowest other run",
+                               lowest["name"], _acc(lowest), mse_low["name"], _acc(mse_low),
+                               more="it is the lowest of all runs", less="it is not the lowest"))
+        out.append(("**MSE on probabilities saturates.** ∂/∂zⱼ Σₖ (pₖ − yₖ)² = 2 pⱼ[(pⱼ − yⱼ) − Σₖ pₖ(pₖ − yₖ)]: the "
+                    "softmax Jacobian multiplies the error, so an example the network is confidently wrong about "
+                    "(p_y → 0, p_wrong → 1) gets a vanishing gradient, whereas cross-entropy's gradient p − y stays "
+                    "large exactly there, and MSE's error is bounded (at most 2 per example).", found))
+    if nll and ce:
+        out.append(("NLL and CE are the same function of the logits (log-softmax then −ln pᵧ), computed the same way "
+                    "in PyTorch too.", [_same(nll, ce)]))
     return out
 
 
-def _plain_note(results: Mapping[str, Any], reported: float, got: float) -> str:
-    if abs(got - reported) <= 0.01:
-        return ""
-    epochs = results["config"]["epochs"]
-    return (f"{_epochs(epochs)} instead of the tutorial's {tutorial.TUTORIAL_EPOCHS}." if epochs < tutorial.TUTORIAL_EPOCHS
-            else f"{'Above' if got > reported else 'Below'} the reported value; one run of one seed.")
+def closest_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Which reduction lands nearer the tutorial's MSE and KL numbers, per loss."""
+    out = []
+    for loss in PYTORCH_MEAN:
+        ours, low = _pair(results, loss)
+        if ours and low:
+            out.append(Claim(f"{LABELS[loss]}: the distance from the reported {REPORTED[loss]:.3f}", ours["name"],
+                             abs(_acc(ours) - REPORTED[loss]), low["name"], abs(_acc(low) - REPORTED[loss]),
+                             more="PyTorch's reduction lands nearer", less="ours lands nearer (or as near)"))
+    return out
+
+
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Every outcome the report states, computed from results.json."""
+    return [c for _, found in sections(results) for c in found] + closest_claims(results)
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     """(quantity, reported, reproduced, note) for the losses that were run; the PyTorch-reduction
     runs are the tutorial's setting for MSE and KL."""
     cfg = results["config"]
-    lr, low = cfg["learning_rate"], pytorch_lr(cfg["learning_rate"])
-    ce_name = run_name("softmax_cross_entropy", lr)
+    lr, low, epochs = cfg["learning_rate"], pytorch_lr(cfg["learning_rate"]), cfg["epochs"]
+    ce, _ = _pair(results, "softmax_cross_entropy")
     rows = []
     for loss in cfg["losses"]:
-        reported, ours = REPORTED[loss], accuracy(results, loss, lr)
-        label = "Cross-entropy" if loss == "softmax_cross_entropy" else LABELS[loss]
+        (ours, faithful), reported = _pair(results, loss), REPORTED[loss]
         if loss not in PYTORCH_MEAN:
-            rows.append([f"{label} test accuracy", reported, ours, _plain_note(results, reported, ours)])
+            far = abs(_acc(ours) - reported) > 0.01
+            rows.append([f"{'Cross-entropy' if ours is ce else LABELS[loss]} test accuracy", reported, _acc(ours),
+                         "" if not far else f"{_epochs(epochs)} instead of the tutorial's {tutorial.TUTORIAL_EPOCHS}."
+                         if epochs < tutorial.TUTORIAL_EPOCHS else "One run of one seed."])
             continue
-        faithful = accuracy(results, loss, low)
         if faithful is not None:
             note = "PyTorch's reduction=\"mean\" ≡ our loss at lr/10: the tutorial's setting."
-            if abs(faithful - reported) > 0.01:
-                first = _first(results, run_name(loss, low))
-                ce_first = _first(results, ce_name) if ce_name in _runs(results) else None
-                note += (f" {'Above' if faithful > reported else 'Below'} the reported value"
-                         + (f"; {first:.2f} test accuracy after epoch 1" if first is not None else "")
-                         + (f" (CE: {ce_first:.2f})" if ce_first is not None else "") + ".")
+            if abs(_acc(faithful) - reported) > 0.01:
+                first, ce_first = _first(faithful), ce and _first(ce)
+                note += ((f" {first:.2f} test accuracy after epoch 1" if first is not None else "")
+                         + (f" (CE: {ce_first:.2f})." if ce_first is not None else "."))
                 if loss == "mse":
                     note += (" The tutorial does not say what its MSELoss compared (softmax probabilities, as here, "
                              "or e.g. the log-softmax output); this study does not test which.")
-            rows.append([f"{LABELS[loss]} test accuracy, PyTorch reduction (lr {low:g})", reported, faithful, note])
-        setting = ("Not the tutorial's setting: summing over the classes is a 10× larger step"
-                   if faithful is not None else "Our reduction (sum over classes), not the tutorial's: "
-                   "--pytorch-reduction-runs adds the lr/10 run that is")
-        rows.append([f"{LABELS[loss]} test accuracy, our reduction (lr {lr:g})", reported, ours,
-                     setting + f"; it lands {'above' if ours > reported else 'below'} the reported value."])
+            rows.append([f"{LABELS[loss]} test accuracy, PyTorch reduction (lr {low:g})", reported, _acc(faithful),
+                         note])
+        rows.append([f"{LABELS[loss]} test accuracy, our reduction (lr {lr:g})", reported, _acc(ours),
+                     "Not the tutorial's setting: summing over the classes is a 10× larger step."
+                     if faithful is not None else "Our reduction (sum over classes), not the tutorial's: "
+                     "--pytorch-reduction-runs adds the lr/10 run that is."])
     return rows
-
-
-def closest_text(results: Mapping[str, Any]) -> str:
-    """Which reduction lands nearer the tutorial's MSE and KL numbers, per loss."""
-    cfg = results["config"]
-    lr, low = cfg["learning_rate"], pytorch_lr(cfg["learning_rate"])
-    parts = []
-    for loss in PYTORCH_MEAN:
-        ours, faithful = accuracy(results, loss, lr), accuracy(results, loss, low)
-        if ours is None or faithful is None:
-            continue
-        d_ours, d_faithful = abs(ours - REPORTED[loss]), abs(faithful - REPORTED[loss])
-        winner = f"PyTorch's (lr {low:g})" if d_faithful < d_ours else f"ours (lr {lr:g})"
-        parts.append(f"{LABELS[loss]}: {winner}, {min(d_ours, d_faithful):.3f} from the reported "
-                     f"{REPORTED[loss]:.3f} (the other is {max(d_ours, d_faithful):.3f} away)")
-    return ("Which reduction lands nearer the tutorial's numbers: " + "; ".join(parts) + ". ") if parts else ""
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -286,19 +260,25 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                                reference=[faithful.get(n) for n in labels], reference_label="reported (PyTorch)"),
                "Test accuracy of every run; the black bars are the tutorial's numbers, placed at the run that uses "
                "its reduction.")
+    same = [LABELS[loss] for loss in ("nll", "softmax_cross_entropy", "kl_divergence") if _pair(results, loss)[0]]
     rep.figure(tutorial.test_accuracy_figure(out, runs, "test_accuracy_curves.png", "Test accuracy during training"),
-               curves_caption(results))
+               "Test accuracy after every epoch." + (f" {', '.join(same)} at lr {lr:g} are the same function of the "
+                                                     "logits: where their lines coincide, only the last drawn shows."
+                                                     if len(same) >= 2 else ""))
     rep.figure(tutorial.test_loss_figure(out, runs, "test_loss_curves.png", "Test loss (each run's own loss)",
                                          "test loss (own loss)"),
                "Test loss after every epoch, log scale; each run is measured in its own loss, so only the shapes "
                "compare across losses.")
-    paragraphs = findings(results)
-    if paragraphs:
-        rep.heading("MSE and KL against cross-entropy").text("\n\n".join(paragraphs))
+    if sections(results):
+        rep.heading("MSE and KL against cross-entropy")
+    for text, found in sections(results):
+        rep.text(text).claims(found, heading=None)
     class_names = [str(c) for c in range(len(runs[0]["confusion"]))]
     tutorial.per_class_section(rep, out, runs, class_names)
     rep.reported_vs_reproduced(reported_rows(results), source=tutorial.SOURCE)
-    return rep.text(closest_text(results) + tutorial.timing_note(runs, shared=True))
+    if closest_claims(results):
+        rep.text("Which reduction lands nearer the tutorial's numbers:").claims(closest_claims(results), heading=None)
+    return rep.text(tutorial.timing_note(runs, shared=True))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

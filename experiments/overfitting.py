@@ -17,10 +17,13 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import mnist, plots
-from jaxnet import engine, mlp, train
+from experiments.lib.claims import Claim
+from jaxnet import engine, losses, mlp, train
 
 NAME = "overfitting"
 REPORTED = {"small_accuracy": 0.905, "large_accuracy": 0.94}
+LOSS = losses.SOFTMAX_CROSS_ENTROPY
+ACTIVATION = mlp.SIGMOID
 SOURCE = ("the project issue (\"accuracy about 90–91% with default settings, 94% at best\"; the issue does not say "
           "which training-set size each number belongs to: we read 90–91% as the small run and 94% as the best, "
           "large, run)")
@@ -70,59 +73,23 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         name = f"{n:,} images"
 
         def train_size(**options: Any) -> list[dict[str, Any]]:
-            initial = mlp.init(jax.random.PRNGKey(config.seed), layers(config), scheme=config.init)
-            result = engine.fit(initial,
-                                train.make_optimizer("sgd", learning_rate=config.learning_rate),
+            model = mlp.model(layers(config), activation=ACTIVATION, scheme=config.init)
+            initial = model.init(jax.random.PRNGKey(config.seed))
+            result = engine.fit(model, initial, train.make_optimizer("sgd", learning_rate=config.learning_rate),
                                 (split.train[0][:n], split.train[1][:n]), epochs=config.epochs,
-                                batch_size=config.batch_size, hidden="sigmoid", val=split.val, seed=config.seed,
-                                **options)
+                                batch_size=config.batch_size, loss=LOSS, val=split.val, seed=config.seed, **options)
             study.save_arrays(f"weights_{n}", w0=result.params[0]["w"], w0_initial=initial[0]["w"])
-            run_config = {"n_train": n, "layers": layers(config), "hidden": "sigmoid", "loss": "softmax_cross_entropy",
+            run_config = {"n_train": n, "layers": layers(config), "hidden": ACTIVATION.name, "loss": LOSS.name,
                           "optimizer": "sgd", "learning_rate": config.learning_rate, "batch_size": config.batch_size,
                           "epochs": config.epochs, "init": config.init, "seed": config.seed}
-            return [mnist.classifier_record(name, run_config, result.params, result.history, split.test,
-                                            hidden="sigmoid", num_classes=10)]
+            return [mnist.classifier_record(name, run_config, model, result.params, result.history, split.test,
+                                            loss=LOSS, num_classes=10)]
 
         runs += study.train(f"n{n}", [name], train_size, label=name, epochs=config.epochs, checkpoints=False)
         study.save_progress(runs)
     small, large = runs
     return {"runs": runs, "headline": (f"test accuracy, {large['name']}", large["final"]["test_accuracy"]),
             "gap": {"small": gap(small)[-1] if gap(small) else None, "large": gap(large)[-1] if gap(large) else None}}
-
-
-def gap(run: dict[str, Any]) -> list[float]:
-    """train − validation accuracy at every epoch."""
-    h = run["history"]
-    return [t - v for t, v in zip(h["train_accuracy"], h["val_accuracy"]) if t is not None and v is not None]
-
-
-def findings(results: dict[str, Any]) -> list[str]:
-    """The report's outcome sentences, each worded from the numbers it states."""
-    small, large = results["runs"]
-    fs, fl = small["final"], large["final"]
-    if small["diverged"] or large["diverged"] or not gap(small) or not gap(large):
-        which = [r["name"] for r in (small, large) if r["diverged"]]
-        return [f"Diverged: {', '.join(which) or 'a run'} (the loss became NaN/inf); the comparison below is "
-                "not meaningful. Lower --learning-rate."]
-    g_small, g_large = gap(small)[-1], gap(large)[-1]
-    wider = "wider" if g_small > g_large else "not wider"
-    out = [f"The {small['name']} run ends at training accuracy {fs['train_accuracy']:.3f} against validation "
-           f"{fs['val_accuracy']:.3f} (gap {g_small:.3f}); the {large['name']} run at {fl['train_accuracy']:.3f} "
-           f"against {fl['val_accuracy']:.3f} (gap {g_large:.3f}): the small set's gap is **{wider}**."]
-    hs = small["history"]
-    losses = [v for v in hs["val_loss"] if v is not None]
-    best = fs["best_val_loss_epoch"]
-    if losses and best is not None and best < hs["epoch"][-1] and losses[-1] > min(losses):
-        out.append(f"The small run's validation loss is lowest at epoch {best:g} ({min(losses):.3f}) and "
-                   f"{'rises' if losses[-1] > min(losses) else 'stays'} to {losses[-1]:.3f} by the end, while its "
-                   f"training loss goes from {hs['train_loss'][0]:.3f} to {hs['train_loss'][-1]:.3f}: past that point "
-                   "the network fits the particular training images, not the digits.")
-    first_small, first_large = hs["val_accuracy"][0], large["history"]["val_accuracy"][0]
-    faster = "higher" if first_large > first_small else "not higher"
-    ratio = large["config"]["n_train"] / small["config"]["n_train"]
-    out.append(f"After one epoch the large run validates at {first_large:.3f} against {first_small:.3f} for the "
-               f"small run (**{faster}**); one epoch over {ratio:g}× more images is {ratio:g}× more SGD steps.")
-    return out
 
 
 BORDER = 3  # pixels: MNIST digits are centred in a 20×20 box inside the 28×28 frame
@@ -136,38 +103,70 @@ def movement(w0: np.ndarray, w0_initial: np.ndarray) -> dict[str, float]:
     return {"border": float(np.median(moved[frame])), "centre": float(np.median(moved[~frame]))}
 
 
-def weight_sentence(results: dict[str, Any], w_max: dict[str, float], moved: dict[str, dict[str, float]]) -> str:
-    small, large = results["runs"]
-    further = "further" if w_max[large["name"]] > w_max[small["name"]] else "less far"
-    text = (f"In the weight images each hidden unit's 784 input weights are drawn at the pixels they read. The "
-            f"{large['name']} run's weights have moved {further} from their initial values than the "
-            f"{small['name']} run's (largest |w| {w_max[large['name']]:.2f} against {w_max[small['name']]:.2f}). ")
-    m = moved[large["name"]]
-    if m["border"] < 0.1 * m["centre"]:
-        text += (f"The weights reading the {BORDER}-pixel border, where MNIST images are almost always 0, barely "
-                 f"moved (median |Δw| {m['border']:.2g} against {m['centre']:.2g} at the centre, {large['name']} "
-                 "run): they keep their random initial values, the faint speckle framing each unit.")
-    else:
-        text += (f"The weights reading the {BORDER}-pixel border moved a median |Δw| of {m['border']:.2g} against "
-                 f"{m['centre']:.2g} at the centre ({large['name']} run).")
-    return text
+def gap(run: dict[str, Any]) -> list[float]:
+    """train − validation accuracy at every epoch."""
+    h = run["history"]
+    return [t - v for t, v in zip(h["train_accuracy"], h["val_accuracy"]) if t is not None and v is not None]
+
+
+def _at(values: list[Any], i: int) -> float | None:
+    finite = [v for v in values if v is not None]
+    return finite[i] if finite else None
+
+
+def weight_stats(out: Path, runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per run: the largest first-layer |w| and the median |Δw| of the border and the centre (:func:`movement`)."""
+    stats = {}
+    for r in runs:
+        with np.load(out / "arrays" / f"weights_{r['config']['n_train']}.npz") as arrays:
+            stats[r["name"]] = {"w_max": float(np.abs(arrays["w0"]).max()),
+                                **movement(arrays["w0"], arrays["w0_initial"])}
+    return stats
+
+
+def claims(results: dict[str, Any], weights: dict[str, dict[str, float]] | None = None) -> list[Claim]:
+    """The report's outcomes, from results.json (and, given ``weights``, from :func:`weight_stats`)."""
+    (small, large), g = results["runs"], results["gap"]
+    hs = small["history"]
+    val_losses = [v for v in hs["val_loss"] if v is not None]
+    ratio = large["config"]["n_train"] / small["config"]["n_train"]
+    out = [Claim("the train − validation accuracy gap after the last epoch", small["name"], g["small"], large["name"],
+                 g["large"], more="the small set's gap is wider", less="the small set's gap is not wider"),
+           Claim("the small run's validation loss", "after the last epoch", _at(val_losses, -1),
+                 f"its lowest (epoch {lib.fmt_epoch(small['final']['best_val_loss_epoch'])})",
+                 min(val_losses, default=None), more="it rises after its lowest", less="it does not rise",
+                 why="A validation loss that rises while the training loss falls is the network fitting the "
+                     "particular training images, not the digits."),
+           Claim("the small run's training loss", "after the first epoch", _at(hs["train_loss"], 0), "after the last",
+                 _at(hs["train_loss"], -1), more="it falls", less="it does not fall"),
+           Claim("validation accuracy after one epoch", large["name"], _at(large["history"]["val_accuracy"], 0),
+                 small["name"], _at(hs["val_accuracy"], 0), more="the large set is ahead",
+                 less="the large set is not ahead",
+                 why=f"One epoch over {ratio:g}× more images is {ratio:g}× more SGD steps.")]
+    if weights:
+        ws, wl = weights[small["name"]], weights[large["name"]]
+        out += [Claim("the largest first-layer |w|", large["name"], wl["w_max"], small["name"], ws["w_max"], digits=2,
+                      more="the large run's weights have moved further from their initial values",
+                      less="the large run's weights have not moved further from their initial values"),
+                Claim(f"the median |Δw| from the initial values of the first-layer weights reading the {BORDER}-pixel "
+                      f"border, where MNIST images are almost always 0 ({large['name']} run)",
+                      f"the centre's {wl['centre']:.2g} ÷ 10 =", 0.1 * wl["centre"], "the border's", wl["border"],
+                      digits=5,
+                      more="the border weights barely moved: they keep their random initial values, the faint speckle "
+                           "framing each unit", less="the border weights moved as well")]
+    return out
 
 
 def reported_rows(results: dict[str, Any]) -> list[tuple[Any, ...]]:
-    small, large = results["runs"]
-    fs, fl = small["final"], large["final"]
-    g_small, g_large = results["gap"]["small"], results["gap"]["large"]
-    wider = g_small is not None and g_large is not None and g_small > g_large
+    (small, large), g = results["runs"], results["gap"]
     rows = [("wider final train − validation accuracy gap", "small set",
-             f"{lib.fmt(g_small)} (small) vs {lib.fmt(g_large)} (large)",
-             "As reported." if wider else "Not reproduced: the small set's gap is not the wider.")]
-    for quantity, reported, value in (("test accuracy, small set (default settings)", REPORTED["small_accuracy"],
-                                       fs["test_accuracy"]),
-                                      ("test accuracy, large set (at best)", REPORTED["large_accuracy"],
-                                       fl["test_accuracy"])):
+             f"{lib.fmt(g['small'])} (small) vs {lib.fmt(g['large'])} (large)",
+             "As reported." if claims(results)[0].holds else "Not reproduced: the small set's gap is not the wider.")]
+    for quantity, reported, run in (("test accuracy, small set (default settings)", REPORTED["small_accuracy"], small),
+                                    ("test accuracy, large set (at best)", REPORTED["large_accuracy"], large)):
+        value = run["final"]["test_accuracy"]
         note = ("" if abs(value - reported) <= 0.01 else
-                f"{'Above' if value > reported else 'Below'} the reported value by {abs(value - reported):.3f}: the "
-                "original's learning rate, batch size, epochs and initialisation were not stated, and the plateau "
+                "The original's learning rate, batch size, epochs and initialisation were not stated, and the plateau "
                 f"depends on them (here {large['config']['epochs']} epochs at batch {large['config']['batch_size']}, "
                 f"lr {large['config']['learning_rate']}).")
         rows.append((quantity, reported, value, note))
@@ -193,16 +192,14 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                                {r["name"]: gap(r) for r in runs}, "epoch", "train − validation accuracy",
                                "The generalisation gap"),
                "Training minus validation accuracy per epoch: the gap that overfitting opens.")
-    w_max, moved = {}, {}
     for r in runs:
         with np.load(out / "arrays" / f"weights_{r['config']['n_train']}.npz") as arrays:
-            w0, w0_initial = arrays["w0"], arrays["w0_initial"]
-        w_max[r["name"]] = float(np.abs(w0).max())
-        moved[r["name"]] = movement(w0, w0_initial)
+            w0 = arrays["w0"]
         rep.figure(plots.image_grid(out / f"weights_{r['config']['n_train']}.png", w0.T, shape=(28, 28), ncols=8,
                                     title=f"First-layer weights, {r['name']} (one 28×28 image per hidden unit)"),
-                   f"The {cfg['hidden_units']} first-layer weight vectors of the {r['name']} run, as 28×28 images "
-                   "(red positive, blue negative, one shared scale).")
+                   f"The {cfg['hidden_units']} first-layer weight vectors of the {r['name']} run, as 28×28 images: "
+                   "each hidden unit's 784 input weights drawn at the pixels they read (red positive, blue negative, "
+                   "one shared scale).")
     rep.table(["Run", "Train acc", "Val acc", "Test acc", "Train loss", "Val loss", "Test loss",
                "Best val acc (epoch)", "Lowest val loss (epoch)", "Training time"],
               [[r["name"], r["final"]["train_accuracy"], r["final"]["val_accuracy"], r["final"]["test_accuracy"],
@@ -210,9 +207,11 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                 f"{lib.fmt(r['final']['best_val_accuracy'])} (epoch {lib.fmt_epoch(r['final']['best_val_accuracy_epoch'])})",
                 f"{lib.fmt(r['final']['best_val_loss'])} (epoch {lib.fmt_epoch(r['final']['best_val_loss_epoch'])})",
                 lib.format_seconds(r["seconds"])] for r in runs], digits=4)
-    for sentence in findings(results):
-        rep.text(sentence)
-    rep.text(weight_sentence(results, w_max, moved))
+    diverged = [r["name"] for r in runs if r["diverged"]]
+    if diverged:
+        rep.text(f"Diverged: {', '.join(diverged)} (the loss became NaN/inf); the comparisons below are not "
+                 "meaningful. Lower --learning-rate.")
+    rep.claims(claims(results, weight_stats(out, runs)))
     return rep.reported_vs_reproduced(reported_rows(results), source=SOURCE)
 
 

@@ -9,7 +9,6 @@ how smooth and how digit-like they are), and ‖W‖² against λ; then the same
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -18,7 +17,8 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import plots
-from jaxnet import data, engine, mlp, train
+from experiments.lib.claims import Claim
+from jaxnet import data, engine, evaluate, mlp, train
 
 NAME = "regularization"
 REPORTED = {"train_accuracy": 0.9225, "val_accuracy": 0.9157, "train_loss": 0.280, "val_loss": 0.299}
@@ -145,20 +145,20 @@ def run_sweep(study: lib.Study, config: Config, model: str, train_xy: tuple, val
     epochs = config.epochs if softmax else config.mlp_epochs
     names = [f"{model} λ={lam:g}" for lam in lambdas]
     k = len(lambdas)
+    network = mlp.model(layers, activation=mlp.RELU, scheme=config.init)
 
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
         study.log(f"{model}: {k} values of λ as one program, {len(train_xy[0])} images, {epochs} epochs")
         started = time.perf_counter()
-        result = engine.sweep(lambda key: mlp.init(key, layers, scheme=config.init),
-                              train.make_optimizer("sgd", learning_rate=lr), train_xy, epochs=epochs, batch_size=batch,
-                              l2=lambdas, init_seed=[config.seed] * k, data_seed=[config.seed] * k, val=val_xy,
-                              **options)
+        result = engine.sweep(network, train.make_optimizer("sgd", learning_rate=lr), train_xy, epochs=epochs,
+                              batch_size=batch, l2=lambdas, init_seed=[config.seed] * k, data_seed=[config.seed] * k,
+                              val=val_xy, **options)
         seconds = (time.perf_counter() - started) / k
         templates = class_templates(*train_xy) if softmax else None
         runs, weights = [], []
         for i, (name, lam, history) in enumerate(zip(names, lambdas, result.histories)):
             p = result.member(i)
-            val = engine.evaluate_classifier(p, val_xy, num_classes=10)
+            val = evaluate.classifier(network, p, val_xy, num_classes=10)
             val_acc = [a for a in history.val_accuracy if a is not None]
             best_acc = max(val_acc, default=None)
             final = {"train_accuracy": history.last("train_accuracy"), "val_accuracy": history.last("val_accuracy"),
@@ -180,8 +180,7 @@ def run_sweep(study: lib.Study, config: Config, model: str, train_xy: tuple, val
                           "init": config.init, "optimizer": "sgd", "seed": config.seed, "pixels": config.pixels,
                           "sweep_members": k}
             runs.append(lib.run_record(
-                name, run_config, history.to_dict(), final, seconds=seconds, diverged=history.diverged,
-                diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)),
+                name, run_config, history.to_dict(), final, seconds=seconds, **lib.results.divergence(history),
                 per_class={"recall": val["per_class_recall"], "one_vs_rest_accuracy": val["per_class_one_vs_rest_accuracy"]},
                 confusion=val["confusion_matrix"]))
         if softmax:
@@ -213,63 +212,99 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- outcomes, from the numbers
 def group(results: Mapping[str, Any], model: str) -> list[Mapping[str, Any]]:
-    """The runs of ``model`` ("softmax" or "mlp"), in λ order."""
-    return sorted((r for r in results["runs"] if r["config"]["model"] == model), key=lambda r: r["config"]["l2"])
+    """The runs of ``model`` ("softmax" or "mlp"), in λ order (the order they ran: each grid increases)."""
+    return [r for r in results["runs"] if r["config"]["model"] == model]
 
 
-def weight_look(results: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(reproduced, note) for "the λ = 1 weights against λ = 0" from their roughness, template
-    correlation and RMS; None unless both λ = 0 and λ = 1 were run."""
-    by_l2 = {r["config"]["l2"]: r["final"] for r in group(results, "softmax")}
-    if 0.0 not in by_l2 or 1.0 not in by_l2:
-        return None
-    zero, one = by_l2[0.0], by_l2[1.0]
-    smoother = one["weight_roughness"] < zero["weight_roughness"]
-    digit_like = one["template_correlation"] > zero["template_correlation"]
-    cell = (f"{'smoother' if smoother else 'rougher'} (roughness {one['weight_roughness']:.2f} vs "
-            f"{zero['weight_roughness']:.2f}), {'more' if digit_like else 'less'} digit-like (template correlation "
-            f"{one['template_correlation']:.2f} vs {zero['template_correlation']:.2f})")
-    ratio = zero["weight_rms"] / one["weight_rms"] if one["weight_rms"] else math.inf
-    if smoother and digit_like:
-        note = ("The opposite of the reported look, by both measures: λ = 1 pulls every weight towards 0, and what is "
-                "left is closer to each digit's template.")
-        if ratio >= 3:
-            note += (f" Its weights are {ratio:.0f}× smaller in RMS than at λ = 0 ({one['weight_rms']:.3g} vs "
-                     f"{zero['weight_rms']:.3g}): on one shared colour scale the λ = 1 row would look almost blank, "
-                     "which may be what was read as noisy.")
-    elif not smoother and not digit_like:
-        note = "As reported, by both measures."
-    else:
-        note = "Mixed: the two measures disagree, so neither look is clearly reproduced."
-    return cell, note
+def _wobble(a: Mapping[str, Any], b: Mapping[str, Any], late: int) -> tuple[float | None, int]:
+    """The mean |epoch-to-epoch change| of two runs' validation accuracy over their last ``late`` epochs
+    (all of them if fewer), and over how many epochs."""
+    tails = [[v for v in r["history"]["val_accuracy"] if v is not None][-late - 1:] for r in (a, b)]
+    steps = [abs(y - x) for tail in tails for x, y in zip(tail, tail[1:])]
+    return (float(np.mean(steps)) if steps else None), max(len(tail) for tail in tails)
 
 
-def monotone_row(results: Mapping[str, Any]) -> list[Any] | None:
-    """("validation accuracy as λ grows", "falls", …) with the rises compared to the epoch-to-epoch wobble."""
+def monotone_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Whether softmax validation accuracy falls as λ grows: its largest rise, against zero and the noise."""
     runs = group(results, "softmax")
     if len(runs) < 2:
-        return None
-    late = results["config"]["late_epochs"]
+        return []
     val = [r["final"]["val_accuracy"] for r in runs]
-    if any(v is None for v in val):
-        return ["validation accuracy as λ grows", "falls", "—", "A run diverged; see the table."]
-    rises = [(a, b) for a, b in zip(runs, runs[1:]) if b["final"]["val_accuracy"] > a["final"]["val_accuracy"]]
-    if not rises:
-        return ["validation accuracy as λ grows", "falls", "falls", None]
-    parts = []
-    for a, b in rises:
-        rise = b["final"]["val_accuracy"] - a["final"]["val_accuracy"]
-        steps = [abs(y - x) for r in (a, b) for x, y in zip(r["history"]["val_accuracy"][-late - 1:-1],
-                                                             r["history"]["val_accuracy"][-late:])
-                 if x is not None and y is not None] if len(a["history"]["val_accuracy"]) > late else [
-            abs(y - x) for r in (a, b) for x, y in zip(r["history"]["val_accuracy"], r["history"]["val_accuracy"][1:])
-            if x is not None and y is not None]
-        wobble = float(np.mean(steps)) if steps else None
-        parts.append(f"λ = {a['config']['l2']:g} → {b['config']['l2']:g} rises by {rise:.4f}"
-                     + ("" if wobble is None else
-                        f", {'less' if rise < wobble else 'more'} than their mean epoch-to-epoch change over the last "
-                        f"{len(steps) // 2 + 1} epochs ({wobble:.4f})"))
-    return ["validation accuracy as λ grows", "falls", "not monotone", "; ".join(parts) + "."]
+    rises = [b - a for a, b in zip(val, val[1:])] if None not in val else None
+    i = int(np.argmax(rises)) if rises else 0
+    rise = rises[i] if rises else None
+    wobble, epochs = _wobble(runs[i], runs[i + 1], results["config"]["late_epochs"])
+    step = f"λ = {runs[i]['config']['l2']:g} → {runs[i + 1]['config']['l2']:g}"
+    return [Claim("softmax validation accuracy as λ grows: its largest rise between neighbouring λ",
+                  f"the rise ({step})", rise, "zero", 0.0, digits=4, reference=True,
+                  more="not monotone: it rises at some step", less="it falls or stays at every step"),
+            Claim("that largest rise against the epoch-to-epoch noise", "the rise", rise,
+                  f"the two runs' mean epoch-to-epoch change over their last {epochs} epochs", wobble, digits=4,
+                  more="beyond the noise", less="within the noise")]
+
+
+def look_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """How the λ = 1 weights look against λ = 0's (none unless both ran): smoother, more digit-like, smaller."""
+    by_name = {r["name"]: r["final"] for r in group(results, "softmax")}
+    zero, one = by_name.get("softmax λ=0"), by_name.get("softmax λ=1")
+    if not (zero and one):
+        return []
+    look = "the λ = 1 class-weight images against λ = 0's:"
+    return [Claim(f"{look} roughness (about 1 for pixel noise, 0 when smooth)", "λ = 0", zero["weight_roughness"],
+                  "λ = 1", one["weight_roughness"], digits=2, more="smoother", less="not smoother"),
+            Claim(f"{look} template correlation (how digit-like)", "λ = 1", one["template_correlation"], "λ = 0",
+                  zero["template_correlation"], digits=2, more="more digit-like", less="not more digit-like"),
+            Claim("the RMS of the class weights", "λ = 0", zero["weight_rms"], "three times λ = 1's",
+                  3 * one["weight_rms"], digits=4,
+                  more="λ = 1's are more than 3× smaller: on one shared colour scale their row would look almost "
+                       "blank, which may be what was read as noisy", less="λ = 1's are not 3× smaller")]
+
+
+def mlp_claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Whether some λ beats the smallest on the validation set, judged on the mean over the last
+    ``late_epochs`` epochs (single epochs swing by a point or more at this learning rate)."""
+    runs = group(results, "mlp")
+    finished = [r for r in runs if None not in (r["final"]["late_val_accuracy"], r["final"]["late_val_loss"])]
+    if len(finished) < 2 or finished[0] is not runs[0]:
+        return []
+    base, lam = runs[0]["final"], lambda r: f"λ = {r['config']['l2']:g}"  # noqa: E731
+    l2 = "L2" if runs[0]["config"]["l2"] == 0 else "a larger λ"
+    n_val = runs[0]["config"]["val_images"]
+    best_acc = max(finished, key=lambda r: r["final"]["late_val_accuracy"])
+    lower = min(finished[1:], key=lambda r: r["final"]["late_val_loss"])
+    higher = max(finished[1:], key=lambda r: r["final"]["late_val_accuracy"])
+    se = float(np.sqrt(base["late_val_accuracy"] * (1 - base["late_val_accuracy"]) / n_val))
+    out = [Claim("the MLP's training accuracy at the smallest λ", lam(runs[0]), base["train_accuracy"], "the threshold",
+                 0.99, reference=True, more="it fits its training set", less="it does not fit its training set"),
+           Claim("the MLP's late validation cross-entropy: the smallest λ against the lowest at a larger λ",
+                 lam(runs[0]), base["late_val_loss"], lam(lower), lower["final"]["late_val_loss"],
+                 more=f"{l2} lowers the validation loss", less=f"{l2} does not lower the validation loss"),
+           Claim("the MLP's late validation accuracy: the highest at a larger λ against the smallest λ",
+                 lam(higher), higher["final"]["late_val_accuracy"], lam(runs[0]), base["late_val_accuracy"], digits=4,
+                 more=f"{l2} raises the validation accuracy", less=f"{l2} does not raise the validation accuracy"),
+           Claim(f"that accuracy gain against one standard error of the smallest λ's accuracy on {n_val:,} images "
+                 "(one seed)", "the gain", higher["final"]["late_val_accuracy"] - base["late_val_accuracy"],
+                 "one standard error", se, digits=4, more="beyond one standard error",
+                 less="within one standard error")]
+    last = runs[-1]
+    if last["final"]["late_val_accuracy"] is not None:
+        late = results["config"]["late_epochs"]
+        tail = [a for a in last["history"]["val_accuracy"][-2 * late:] if a is not None]
+        out.append(Claim("the late validation accuracy at the largest λ: how far below the best",
+                         f"{lam(last)}, below {lam(best_acc)} by",
+                         best_acc["final"]["late_val_accuracy"] - last["final"]["late_val_accuracy"],
+                         "one standard error", se, digits=4,
+                         more="more than one standard error: too strong a pull towards 0 fights the data term and "
+                              "costs accuracy", less="within one standard error",
+                         why=f"Its validation accuracy ranges from {lib.fmt(min(tail))} to {lib.fmt(max(tail))} over "
+                             f"its last {len(tail)} epochs (final train accuracy "
+                             f"{lib.fmt(last['final']['train_accuracy'])})."))
+    return out
+
+
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Every outcome the report states, computed from results.json."""
+    return monotone_claims(results) + look_claims(results) + mlp_claims(results)
 
 
 def _setting_note(cfg: Mapping[str, Any]) -> str:
@@ -292,63 +327,21 @@ def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
             got = zero["final"][key]
             far = got is None or abs(got - REPORTED[key]) > 0.01
             rows.append([f"{quantity}, λ = 0", REPORTED[key], got, _setting_note(results["config"]) if far else None])
-    row = monotone_row(results)
-    if row:
-        rows.append(row)
-    look = weight_look(results)
-    if look:
-        rows.append(["weights for λ = 1 vs λ = 0 (Figure 2)", REPORTED_LOOK, *look])
+    if monotone_claims(results):
+        rises, noise = monotone_claims(results)
+        rows.append(["validation accuracy as λ grows", "falls", "—" if not rises.measured else
+                     "not monotone" if rises.holds else "falls",
+                     "A run diverged; see the table." if not rises.measured else
+                     f"Its largest rise is {noise.verdict} (see the claims above)." if rises.holds else None])
+    if look_claims(results):
+        smoother, digits, _ = look_claims(results)
+        note = {(True, True): "The opposite of the reported look, by both measures: λ = 1 pulls every weight towards "
+                              "0, and what is left is closer to each digit's template.",
+                (False, False): "As reported, by both measures."}.get(
+            (smoother.holds, digits.holds), "Mixed: the two measures disagree, so neither look is clearly reproduced.")
+        rows.append(["weights for λ = 1 vs λ = 0 (Figure 2)", REPORTED_LOOK, f"{smoother.verdict}, {digits.verdict}",
+                     note])
     return rows
-
-
-def mlp_summary(results: Mapping[str, Any]) -> str:
-    """Whether some λ beat the smallest on the validation set, judged on the mean over the last
-    ``late_epochs`` epochs (single epochs swing by a point or more at this learning rate)."""
-    runs, cfg = group(results, "mlp"), results["config"]
-    late, n_val = cfg["late_epochs"], runs[0]["config"]["val_images"]
-    finished = [r for r in runs if r["final"]["late_val_accuracy"] is not None and r["final"]["late_val_loss"] is not None]
-    diverged = [r["name"] for r in runs if r["diverged"]]
-    note = f" Diverged: {', '.join(diverged)}." if diverged else ""
-    if len(finished) < 2 or finished[0] is not runs[0]:
-        return "Too few finished MLP runs to compare λ." + note
-    base = runs[0]["final"]
-    lam0 = runs[0]["config"]["l2"]
-    base_name = "without L2" if lam0 == 0 else f"at the smallest λ = {lam0:g}"
-    best_acc = max(finished, key=lambda r: r["final"]["late_val_accuracy"])
-    best_loss = min(finished, key=lambda r: r["final"]["late_val_loss"])
-    se = math.sqrt(base["late_val_accuracy"] * (1 - base["late_val_accuracy"]) / n_val)
-    gain = best_acc["final"]["late_val_accuracy"] - base["late_val_accuracy"]
-    loss_drop = base["late_val_loss"] - best_loss["final"]["late_val_loss"]
-    helps_loss, helps_acc = best_loss is not runs[0] and loss_drop > 0, best_acc is not runs[0] and gain > 0
-    other = "L2" if lam0 == 0 else "a larger λ"
-    verdict = (f"{other} lowers the validation loss and raises the accuracy at some λ" if helps_loss and helps_acc else
-               f"{other} lowers the validation loss at some λ, but does not raise the accuracy" if helps_loss else
-               f"{other} raises the validation accuracy at some λ, but does not lower the loss" if helps_acc else
-               f"{other} does not help here")
-    train_acc = lib.fmt(base["train_accuracy"])
-    fits = (f"fits its training set (train accuracy {train_acc})" if (base["train_accuracy"] or 0) >= 0.99 else
-            f"reaches train accuracy {train_acc}")
-    lowest = (f"λ = {best_loss['config']['l2']:g} ({lib.fmt(best_loss['final']['late_val_loss'])}, "
-              f"{lib.fmt(loss_drop)} lower)" if best_loss is not runs[0] else f"λ = {lam0:g} itself")
-    highest = (f"λ = {best_acc['config']['l2']:g} ({lib.fmt(best_acc['final']['late_val_accuracy'], 4)}, "
-               f"{gain * 100:+.2f} points)" if best_acc is not runs[0] else f"λ = {lam0:g} itself")
-    text = (f"**{verdict}.** Judged on the mean of the last {min(late, len(runs[0]['history']['epoch']))} epochs: "
-            f"{base_name} the MLP {fits} at validation cross-entropy {lib.fmt(base['late_val_loss'])} and accuracy "
-            f"{lib.fmt(base['late_val_accuracy'], 4)}. The lowest validation cross-entropy is at {lowest}; the highest "
-            f"validation accuracy at {highest}. One standard error of an accuracy near "
-            f"{lib.fmt(base['late_val_accuracy'], 2)} "
-            f"on {n_val:,} images is {se * 100:.2f} points, and this is one seed"
-            + (f": the accuracy gain is {'within' if gain <= se else 'beyond'} one standard error." if helps_acc else "."))
-    last = runs[-1]
-    if last is not runs[0] and last["final"]["late_val_accuracy"] is not None:
-        tail = [a for a in last["history"]["val_accuracy"][-2 * late:] if a is not None]
-        below = best_acc["final"]["late_val_accuracy"] - last["final"]["late_val_accuracy"]
-        text += (f" At the largest λ = {last['config']['l2']:g} the validation accuracy ranges from {lib.fmt(min(tail))} "
-                 f"to {lib.fmt(max(tail))} over the last {len(tail)} epochs (final train accuracy "
-                 f"{lib.fmt(last['final']['train_accuracy'])}); its late accuracy is {below * 100:.2f} points below the "
-                 "best, " + ("more than one standard error: too strong a pull towards 0 fights the data term and "
-                             "costs accuracy." if below > se else "within one standard error."))
-    return text + note
 
 
 def curve(runs: Sequence[Mapping[str, Any]], key: str, start: int = 0) -> tuple[dict, dict]:
@@ -448,6 +441,7 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
              "scale-free). "
              "Template correlation: the correlation of each class's weight image with that class's mean training "
              "image minus the mean image of all classes, averaged over the classes (how digit-like the weights are).")
+    rep.claims(monotone_claims(results) + look_claims(results), heading=None)
     if mlp_runs:
         late = min(cfg["late_epochs"], cfg["mlp_epochs"])
         epochs_of, val_loss = curve(mlp_runs, "val_loss")
@@ -468,7 +462,11 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                     f"{lib.fmt(r['final']['best_val_accuracy'], 4)} (epoch "
                     f"{lib.fmt_epoch(r['final']['best_val_accuracy_epoch'])})", r["final"]["weight_norm"]]
                    for r in mlp_runs], digits=4)
-        rep.text(mlp_summary(results))
+        diverged = [r["name"] for r in mlp_runs if r["diverged"]]
+        found = mlp_claims(results)
+        rep.text((f"The MLP runs are compared on the mean of their last {late} epochs (single epochs swing by a point "
+                  "or more at this learning rate); one seed." if found else "Too few finished MLP runs to compare λ.")
+                 + (f" Diverged: {', '.join(diverged)}." if diverged else "")).claims(found, heading=None)
     rows = reported_rows(results)
     if rows:
         rep.reported_vs_reproduced(rows, digits=4, source="the original study's write-up (λ = 0: accuracy 0.9225 / "

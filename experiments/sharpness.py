@@ -24,7 +24,8 @@ import numpy as np
 
 from experiments import lib
 from experiments.lib import plots, tutorial
-from jaxnet import data, diagnostics, engine, train
+from experiments.lib.claims import Claim
+from jaxnet import data, diagnostics, engine, losses, train
 
 NAME = "sharpness"
 FLAT = 1e-9  # a dead fraction within this of 1 is "every unit dead"
@@ -85,6 +86,11 @@ def run_name(lr: float) -> str:
     return f"lr={lr:g}"
 
 
+def training_loss(config: Config) -> losses.Loss:
+    """The loss named by ``--loss``, as the value the engine and the probes take."""
+    return losses.get(config.loss)
+
+
 def sgd_bound(lr: float, momentum: float) -> float:
     """(2 + 2β)/η: the largest λ_max heavy-ball momentum β at step η is stable on (2/η for β = 0)."""
     return (2.0 + 2.0 * momentum) / lr
@@ -105,12 +111,13 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     n, seed = len(d.x_train), config.seed
     rng = np.random.default_rng(seed)
     probe_rows = np.sort(rng.choice(n, config.probe_images, replace=False))
-    probe = diagnostics.curvature_probe(d.x_train[probe_rows], d.y_train[probe_rows], loss=config.loss,
-                                        iterations=config.lanczos_iterations, key=jax.random.PRNGKey(seed))
-    init = tutorial.init_fn(config.hidden, config.init)
-    at_init = {name: float(v) for name, v in jax.jit(probe)(init(jax.random.PRNGKey(seed))).items()}
+    loss = training_loss(config)
+    network = tutorial.model(config.hidden, config.init)
+    probe = diagnostics.curvature_probe(d.x_train[probe_rows], d.y_train[probe_rows], activation=network.activation,
+                                        loss=loss, iterations=config.lanczos_iterations, key=jax.random.PRNGKey(seed))
+    at_init = {name: float(v) for name, v in jax.jit(probe)(network.init(jax.random.PRNGKey(seed))).items()}
     common = dict(batch_size=config.batch_size, learning_rate=rates, init_seed=[seed] * k, data_seed=[seed] * k,
-                  loss=config.loss, eval_train=False, probe=probe)
+                  loss=loss, eval_train=False, probe=probe)
     optimizer = tutorial.optimizer(rates[0], config.momentum)
     trajectories = {run_name(lr): [_point(0, at_init)] for lr in rates}
 
@@ -120,7 +127,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     for steps in config.early_steps:
         rows = order[: steps * config.batch_size]
         study.log(f"first {steps} steps")
-        result = engine.sweep(init, optimizer, (d.x_train[rows], d.y_train[rows]), epochs=1, shuffle=False,
+        result = engine.sweep(network, optimizer, (d.x_train[rows], d.y_train[rows]), epochs=1, shuffle=False,
                               test=(d.x_test, d.y_test), log=None, **common)
         for lr, history in zip(rates, result.histories):
             if history.probe_epoch:
@@ -131,7 +138,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     steps_per_epoch = n // config.batch_size
 
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
-        result = engine.sweep(init, optimizer, (d.x_train, d.y_train), epochs=config.epochs,
+        result = engine.sweep(network, optimizer, (d.x_train, d.y_train), epochs=config.epochs,
                               test=(d.x_test, d.y_test), **common, **options)
         records = []
         for i, lr in enumerate(rates):
@@ -140,7 +147,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
                           "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
                           "init": config.init, "seed": seed, "sweep_members": k,
                           "bound": sgd_bound(lr, config.momentum)}
-            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=config.loss,
+            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=loss,
                                            seconds=history.seconds[-1] if history.seconds else 0.0))
         return records
 
@@ -171,14 +178,15 @@ def run_gd(config: Config, study: lib.Study) -> dict[str, Any]:
     x, y = data.stratified_subset(ds.x_train, ds.y_train, config.gd_images, seed=config.seed)
     x = data.flatten(data.normalize(data.scale(x), 0.5, 0.5))
     rates, k = list(config.gd_learning_rates), len(config.gd_learning_rates)
-    probe = diagnostics.curvature_probe(x, y, loss=config.loss, iterations=config.lanczos_iterations,
-                                        key=jax.random.PRNGKey(config.seed))
-    init = tutorial.init_fn(config.hidden, config.init)
-    at_init = {name: float(v) for name, v in jax.jit(probe)(init(jax.random.PRNGKey(config.seed))).items()}
+    loss = training_loss(config)
+    network = tutorial.model(config.hidden, config.init)
+    probe = diagnostics.curvature_probe(x, y, activation=network.activation, loss=loss,
+                                        iterations=config.lanczos_iterations, key=jax.random.PRNGKey(config.seed))
+    at_init = {name: float(v) for name, v in jax.jit(probe)(network.init(jax.random.PRNGKey(config.seed))).items()}
     study.log(f"full-batch gradient descent, {k} rates × {config.gd_steps} steps")
-    result = engine.sweep(init, train.make_optimizer("sgd", learning_rate=rates[0]), (x, np.asarray(y)),
+    result = engine.sweep(network, train.make_optimizer("sgd", learning_rate=rates[0]), (x, np.asarray(y)),
                           epochs=config.gd_steps, batch_size=len(x), shuffle=False, learning_rate=rates,
-                          init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=config.loss, probe=probe,
+                          init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=loss, probe=probe,
                           probe_every=config.gd_probe_every, log=None)
     out = []
     for lr, h in zip(rates, result.histories):
@@ -217,116 +225,71 @@ def summarize(points: Sequence[Mapping[str, Any]], run: Mapping[str, Any]) -> di
             "classes": run["final"]["classes_predicted"]}
 
 
-def verdict(summary: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Runs sorted into: collapsed after crossing, collapsed without crossing, crossed but
-    survived, never crossed (and survived)."""
-    groups: dict[str, list[str]] = {"collapsed_after_crossing": [], "collapsed_without_crossing": [],
-                                    "crossed_and_survived": [], "never_crossed": []}
-    for name, s in summary.items():
-        crossed = s["crossed_step"] is not None
-        if s["collapsed"]:
-            first_flat = s["flat_step"]
-            before = crossed and (first_flat is None or s["crossed_step"] <= first_flat)
-            groups["collapsed_after_crossing" if before else "collapsed_without_crossing"].append(name)
-        else:
-            groups["crossed_and_survived" if crossed else "never_crossed"].append(name)
-    return groups
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(n.replace("lr=", "") for n in names)
-
-
 def summaries(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """:func:`summarize` of every run, from the trajectories and run records of ``results``."""
     return {r["name"]: summarize(results["trajectories"][r["name"]], r) for r in results["runs"]}
 
 
-def findings(results: Mapping[str, Any]) -> list[str]:
-    """The SGD outcome sentences, each worded from the numbers it states."""
-    summary, cfg = summaries(results), results["config"]
-    first = next(iter(results["trajectories"].values()))[0]["lambda_max"]
-    bounds = {name: s["bound"] for name, s in summary.items()}
-    below = [n for n, b in bounds.items() if first < b]
-    out = [f"At initialisation λ_max = {first:.2f} on the probe batch, "
-           + ("below the bound of every rate" if len(below) == len(bounds) else
-              f"above the bound of lr {_names([n for n in bounds if n not in below])}")
-           + f" (the smallest bound, (2 + 2·{cfg['momentum']:g})/η at η = {max(cfg['learning_rates']):g}, is "
-           f"{min(bounds.values()):.2f})."]
-    groups = verdict(summary)
-    for name in groups["collapsed_after_crossing"]:
-        s = summary[name]
-        flat = (f"a hidden layer was entirely dead by step {s['flat_step']}" if s["flat_step"] is not None
-                else "no hidden layer was entirely dead on the probe batch")
-        how = "diverged" if s["diverged"] else f"at test accuracy {s['test_accuracy']:.3f} ({s['classes']} class" + (
-            "" if s["classes"] == 1 else "es") + " predicted)"
-        out.append(f"**lr {name[3:]} collapsed after crossing its bound**: λ_max {s['crossed_value']:.1f} > "
-                   f"{s['bound']:.1f} at step {s['crossed_step']}, when "
-                   f"{' / '.join(f'{100 * f:.0f}%' for f in s['dead_at_crossing'])} of the hidden units (layer 1 / 2) "
-                   f"were already dead (peak {s['peak']:.1f} at step {s['peak_step']}); "
-                   f"{flat}, and the run ends {how} with "
-                   f"λ_max {s['final']:.2f}, {s['bound'] / max(s['final'], 1e-12):.0f}× below the bound: a dead "
-                   "network is flat, so the curvature that broke it is gone by the end.")
-    steps = [p["step"] for p in next(iter(results["trajectories"].values()))]
-    for name in groups["collapsed_without_crossing"]:
-        s = summary[name]
-        when = (f"was below it at every one of the {len(steps)} measurements (steps {steps[0]}–{steps[-1]}; a "
-                "crossing between two of them cannot be excluded)" if s["crossed_step"] is None else
-                f"crossed it only at step {s['crossed_step']}, after a hidden layer had died at step {s['flat_step']}")
-        out.append(f"**lr {name[3:]} collapsed without a prior crossing**: its bound is {s['bound']:.1f} and λ_max "
-                   f"(peak {s['peak']:.1f} at step {s['peak_step']}) {when}; here the bound does not explain the "
-                   "collapse.")
-    for name in groups["crossed_and_survived"]:
-        s = summary[name]
-        back = "fell back below it" if s["final"] < s["bound"] else "stayed above it"
-        out.append(f"**lr {name[3:]} crossed but survived**: λ_max {s['crossed_value']:.1f} > {s['bound']:.1f} at "
-                   f"step {s['crossed_step']}, then {back} ({s['final']:.1f} at the end), and the network still "
-                   "predicts several classes with no hidden layer dead throughout.")
-    if groups["never_crossed"]:
-        ratio = max(summary[n]["peak"] / summary[n]["bound"] for n in groups["never_crossed"])
-        out.append(f"**Never crossed** at any measurement: lr {_names(groups['never_crossed'])}; their λ_max peaked at most "
-                   f"{100 * ratio:.0f}% of the bound, and none collapsed.")
-    coincide = not groups["collapsed_without_crossing"] and bool(groups["collapsed_after_crossing"])
-    collapsed = groups["collapsed_after_crossing"] + groups["collapsed_without_crossing"]
-    if not collapsed:
-        out.append("No run collapsed, so there is no collapse for a crossing to explain.")
-    elif coincide:
-        extra = (" Crossing is necessary but not sufficient here: " + _names(groups["crossed_and_survived"]) +
-                 " crossed and survived." if groups["crossed_and_survived"] else
-                 " Every rate that crossed collapsed, and none that stayed below did.")
-        out.append(f"**Collapse coincides with crossing the bound**: each collapsed run ({_names(collapsed)}) had "
-                   "λ_max above (2 + 2β)/η before any of its hidden layers died." + extra)
-    else:
-        out.append(f"**Collapse does not coincide with crossing the bound** for lr "
-                   f"{_names(groups['collapsed_without_crossing'])}.")
-    return out
+def peak_before_death(points: Sequence[Mapping[str, Any]]) -> float | None:
+    """The largest λ_max measured up to the first step at which a hidden layer is entirely dead (the whole run if
+    none is): a crossing the collapse cannot have caused."""
+    flat = next((p["step"] for p in points if is_flat(p["dead"])), None)
+    values = [p["lambda_max"] for p in points if p["lambda_max"] is not None and (flat is None or p["step"] <= flat)]
+    return max(values) if values else None
 
 
-def gd_findings(gd: Mapping[str, Any]) -> list[str]:
-    """Progressive sharpening and the edge of stability, from the full-batch numbers."""
-    out = []
-    for r in gd["runs"]:
-        name = r["name"]
+def _extreme(ratios: Mapping[str, float | None], pick: Any) -> tuple[str, float | None]:
+    """("0.5, 0.2" — the rates, and ``pick`` (min or max) of their ratios), (…, None) for no finite ratio."""
+    finite = [v for v in ratios.values() if v is not None]
+    return ", ".join(n.replace("lr=", "") for n in ratios) or "none", pick(finite) if finite else None
+
+
+def claims(results: Mapping[str, Any]) -> list[Claim]:
+    """Every outcome the report states, each computed from ``results``."""
+    summary, cfg, trajectories = summaries(results), results["config"], results["trajectories"]
+    first = next(iter(trajectories.values()))[0]["lambda_max"]
+    out = [Claim("the sharpness at initialisation against the smallest bound", "λ_max on the probe batch", first,
+                 f"the smallest bound, (2 + 2·{cfg['momentum']:g})/η at η = {max(cfg['learning_rates']):g},",
+                 min(s["bound"] for s in summary.values()), reference=True,
+                 more="above the bound of the largest rate", less="below the bound of every rate", digits=2)]
+    out += [Claim(f"at lr {name[3:]}, the sharpness against its bound (2 + 2β)/η",
+                  f"the peak λ_max (step {s['peak_step']})", s["peak"], "the bound", s["bound"], reference=True, more="crossed",
+                  less="never crossed at a measurement", digits=1) for name, s in summary.items()]
+
+    def ratio(name: str, value: float | None) -> float | None:
+        return None if value is None else value / summary[name]["bound"]
+
+    gone = {n: ratio(n, peak_before_death(trajectories[n])) for n, s in summary.items() if s["collapsed"]}
+    alive = {n: ratio(n, s["peak"]) for n, s in summary.items() if not s["collapsed"]}
+    names, low = _extreme(gone, min)
+    out.append(Claim("the runs that collapsed (a hidden layer entirely dead, one class predicted, or diverged): λ_max "
+                     "before any hidden layer was entirely dead, per bound", f"the lowest ratio (lr {names})", low,
+                     "the bound", 1.0, reference=True, more="every collapsed run crossed its bound first",
+                     less="not every collapsed run crossed its bound first", digits=2))
+    names, high = _extreme(alive, max)
+    out.append(Claim("the runs that did not collapse: their peak λ_max per bound", f"the highest ratio (lr {names})", high,
+                     "the bound", 1.0, reference=True, more="some run crossed its bound and survived",
+                     less="no surviving run crossed its bound", digits=2))
+    for r in (results.get("gd") or {}).get("runs", []):
         lam = [v for v in r["lambda_max"] if v is not None]
+        losses_ = [v for v in r["train_loss"] if v is not None]
         if not lam or r["diverged"]:
-            out.append(f"lr {name[3:]}: the run diverged (loss NaN/inf); no λ_max trajectory to compare.")
             continue
-        bound = r["bound"]
-        reached = next((s for s, v in zip(r["step"], r["lambda_max"]) if v is not None and v >= 0.9 * bound), None)
-        losses = [v for v in r["train_loss"] if v is not None]
-        rises = sum(1 for a, b in zip(losses, losses[1:]) if b > a)
-        text = f"lr {name[3:]} (2/η = {bound:.0f}): λ_max went from {lam[0]:.1f} "
-        if reached is None:
-            text += (f"to at most {max(lam):.1f} ({100 * max(lam) / bound:.0f}% of 2/η) in {gd['steps']} steps: "
-                     "it never reached the bound")
-        else:
-            after = [v / bound for s, v in zip(r["step"], r["lambda_max"]) if v is not None and s >= reached]
-            text += (f"to within 10% of 2/η by step {reached} (**progressive sharpening**) and then stayed at a "
-                     f"median {float(np.median(after)):.2f} × 2/η (range {min(after):.2f}–{max(after):.2f})")
-        text += (f"; the training loss went from {losses[0]:.3f} to {losses[-1]:.3f} and rose in {rises} of "
-                 f"{len(losses) - 1} steps" + (" (non-monotone: the edge of stability)" if rises else "") + ".")
-        out.append(text)
+        rises = [b - a for a, b in zip(losses_, losses_[1:])]
+        out += [Claim(f"full-batch GD at lr {r['name'][3:]}, the sharpness against its bound 2/η", "the largest "
+                      "λ_max", max(lam), "90% of 2/η", 0.9 * r["bound"], reference=True, more="it reaches the bound (progressive "
+                      "sharpening)", less="it never reaches the bound", digits=1),
+                Claim(f"full-batch GD at lr {r['name'][3:]}, the training loss from step to step",
+                      f"its largest rise ({sum(d > 0 for d in rises)} of {len(rises)} steps rose)",
+                      max(rises, default=None), "no rise", 0.0, reference=True, more="non-monotone (the edge of stability)",
+                      less="monotone")]
     return out
+
+
+def gd_diverged(gd: Mapping[str, Any]) -> list[str]:
+    """The full-batch runs without a λ_max trajectory to compare (they diverged)."""
+    return [f"lr {r['name'][3:]}: the run diverged (loss NaN/inf); no λ_max trajectory to compare." for r in gd["runs"]
+            if r["diverged"] or not [v for v in r["lambda_max"] if v is not None]]
 
 
 # ------------------------------------------------------------------------------- figures
@@ -417,8 +380,6 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                f"{cfg['momentum']:g}.")
     rep.figure(dead_figure(out / "dead_units.png", results),
                "Fraction of ReLU units that are zero for every probe image, per hidden layer, against SGD step.")
-    for sentence in findings(results):
-        rep.text(sentence)
     rep.table(["Run", "Bound (2+2β)/η", "λ_max > bound at step", "Peak λ_max (step)", "Final λ_max",
                "Layer entirely dead at step", "Final dead fraction (train set)", "Test accuracy", "Classes predicted"],
               [[r["name"], summary[r["name"]]["bound"], summary[r["name"]]["crossed_step"] if
@@ -451,9 +412,9 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         rep.figure(gd_figure(out / "sharpness_gd.png", gd),
                    "Left: λ_max of the training loss against step, dashed: 2/η in the same colour. Right: the "
                    "training loss.")
-        for sentence in gd_findings(gd):
+        for sentence in gd_diverged(gd):
             rep.text(sentence)
-    return rep
+    return rep.claims(claims(results))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

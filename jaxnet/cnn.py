@@ -5,11 +5,11 @@ and the output layer (logits; the loss applies the softmax)::
 
     (N, 28, 28, 1) → conv 3×3, c₁ → pool → conv 3×3, c₂ → pool → dense d → dense 10
 
-The engine only needs ``apply(params, x) → logits`` and a pytree of parameters::
+It is a model value like the MLP's, so the engine takes it the same way::
 
-    init_fn, apply_fn = cnn.make(channels=(16, 32), dense=128)
-    params = init_fn(jax.random.PRNGKey(0))
-    engine.fit(params, optimizer, (x, y), apply_fn=apply_fn, ...)  # x: (N, 28, 28, 1)
+    model = cnn.model(channels=(16, 32), dense=128)
+    params = model.init(jax.random.PRNGKey(0))
+    engine.fit(model, params, optimizer, (x, y), ...)  # x: (N, 28, 28, 1)
 
 How the convolutions are computed depends on the platform (:func:`conv_impl`):
 
@@ -23,16 +23,19 @@ How the convolutions are computed depends on the platform (:func:`conv_impl`):
   ``lax.conv_general_dilated``, which cuDNN and the TPU compiler implement natively; im2col
   would there only cost nine times the activation memory.
 
-``make(..., conv="im2col" | "lax")`` overrides the choice. Both give the same parameters,
+``model(..., conv="im2col" | "lax")`` overrides the choice. Both give the same parameters,
 so a checkpoint trained with one runs with the other.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxnet.mlp import Model
 
 Array = jax.Array
 Params = Any  # flax variables: {"params": {"conv0": {"kernel", "bias"}, ...}}
@@ -100,16 +103,15 @@ class CNN(nn.Module):
         return nn.Dense(self.num_classes, name="out")(x)
 
 
-def make(
+def model(
     channels: Sequence[int] = (16, 32),
     dense: int = 128,
     num_classes: int = 10,
     input_shape: Sequence[int] = (28, 28, 1),
     *,
     conv: str | None = None,
-    im2col: bool | None = None,
-) -> tuple[Callable[[Array], Params], Callable[[Params, Array], Array]]:
-    """``(init_fn, apply_fn)`` for a :class:`CNN`.
+) -> Model:
+    """A :class:`CNN` as a :class:`jaxnet.mlp.Model` (``activation`` None: autodiff gradients).
 
     Args:
       channels: output channels of each conv block (each halves the image with a 2×2 pool).
@@ -118,31 +120,32 @@ def make(
       input_shape: (height, width, channels) of one image.
       conv: "im2col" (im2col + matmul, fast on CPU) or "lax" (``nn.Conv``); None picks
         :func:`conv_impl` of the default backend.
-      im2col: the older spelling: True is ``conv="im2col"``, False ``conv="lax"``.
     Returns:
-      ``init_fn(key) → params`` (flax's default initialisers: LeCun-normal kernels, zero
-      biases) and ``apply_fn(params, x) → logits`` for x of shape (batch, *input_shape), both
-      jit-compiled (op-by-op flax is slow when called outside a compiled program, e.g. by
-      ``engine.evaluate_classifier``; inside one, the inner jit is inlined).
+      ``Model(init, apply)``: ``init(key) → params`` (flax's default initialisers: LeCun-normal
+      kernels, zero biases) and ``apply(params, x) → logits`` for x of shape (batch,
+      *input_shape), both jit-compiled (op-by-op flax is slow outside a compiled program;
+      inside one, the inner jit is inlined). Equal arguments give the same value, so the
+      engine's compiled programs are reused.
     """
-    if im2col is not None:
-        if conv is not None and conv != ("im2col" if im2col else "lax"):
-            raise ValueError(f"conv={conv!r} contradicts im2col={im2col}; pass only conv")
-        conv = "im2col" if im2col else "lax"
     conv = conv_impl() if conv is None else conv
     if conv not in CONV_IMPLS:
         raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONV_IMPLS)} or None (by platform)")
-    model = CNN(channels=tuple(channels), dense=dense, num_classes=num_classes, conv=conv)
+    return _model(tuple(channels), int(dense), int(num_classes), tuple(input_shape), conv)
+
+
+@functools.lru_cache(maxsize=16)
+def _model(channels: tuple, dense: int, num_classes: int, input_shape: tuple, conv: str) -> Model:
+    network = CNN(channels=channels, dense=dense, num_classes=num_classes, conv=conv)
 
     @jax.jit
-    def init_fn(key: Array) -> Params:
-        return model.init(key, jnp.zeros((1, *input_shape), jnp.float32))
+    def init(key: Array) -> Params:
+        return network.init(key, jnp.zeros((1, *input_shape), jnp.float32))
 
     @jax.jit
-    def apply_fn(params: Params, x: Array) -> Array:
-        return model.apply(params, x)
+    def apply(params: Params, x: Array) -> Array:
+        return network.apply(params, x)
 
-    return init_fn, apply_fn
+    return Model(init, apply)
 
 
 def num_params(params: Params) -> int:

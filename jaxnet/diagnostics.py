@@ -26,13 +26,40 @@ Array = jax.Array
 Params = mlp.Params
 
 
+def _checked(*static: str, data_at: tuple[int, int] = (1, 2)):
+    """``jax.jit`` with these static arguments, behind the boundary checks that a traced
+    program cannot make: params that are MLP layers fitting x, a non-empty batch, and
+    targets valid for the loss (label values too, when y is concrete)."""
+
+    def wrap(fn: Callable) -> Callable:
+        compiled = jax.jit(fn, static_argnames=static)
+
+        @functools.wraps(fn)
+        def checked(params, *args, **kwargs):
+            x, y = args[data_at[0] - 1], args[data_at[1] - 1]
+            mlp.check_inputs(params, x)
+            if x.shape[0] == 0:
+                raise ValueError(f"{fn.__name__} got an empty batch; give at least one example")
+            loss = kwargs.get("loss", losses.SOFTMAX_CROSS_ENTROPY)
+            losses.check_targets(loss, (x.shape[0], params[-1]["b"].shape[-1]), jnp.asarray(y))
+            if data_at[0] == 2 and jax.tree.structure(args[0]) != jax.tree.structure(params):
+                raise ValueError(f"{fn.__name__}: the tangent must be shaped like params (a list of {{'w', 'b'}} "
+                                 f"layers), got {jax.tree.structure(args[0])}")
+            return compiled(params, *args, **kwargs)
+
+        checked.compiled = compiled  # the jitted function itself (its cache, for the tests)
+        return checked
+
+    return wrap
+
+
 def objective(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> Array:
     """L(θ) = mean loss of ``apply(params, x)`` against ``y`` + λ Σ‖Wˡ‖², a scalar.
@@ -41,52 +68,52 @@ def objective(
       params: from :func:`jaxnet.mlp.init`.
       x: inputs, shape (B, inputs).
       y: integer labels (B,) or float targets (B, outputs).
-      hidden: the hidden activation.
-      loss: a name from :data:`jaxnet.losses.LOSSES`.
+      activation: the hidden activation (an :class:`jaxnet.mlp.Activation`).
+      loss: a :class:`jaxnet.losses.Loss`.
       l2: λ of the penalty.
     Returns:
       The scalar objective that ``jaxnet.train`` minimises.
     """
-    logits = mlp.apply(params, x, hidden=hidden)
-    return losses.loss_from_logits(loss, logits, y) + losses.l2_penalty(params, l2)
+    logits = mlp.apply(params, x, activation=activation)
+    return loss(logits, y) + losses.l2_penalty(params, l2)
 
 
 # --- per-example gradients ----------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss"))
+@_checked("activation", "loss")
 def per_example_grads(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> Params:
     """Per-example gradients by autodiff: ``vmap`` of ``grad`` over the batch.
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
     Returns:
       A pytree shaped like ``params`` with a leading batch axis: leaf (B, *leaf.shape),
       row i = gᵢ = ∇θ[ℓ(f(xᵢ; θ), yᵢ) + λΣ‖Wˡ‖²]; the batch gradient is the mean over rows.
     """
 
     def one(x_i, y_i):
-        return jax.grad(objective)(params, x_i[None], y_i[None], hidden=hidden, loss=loss, l2=l2)
+        return jax.grad(objective)(params, x_i[None], y_i[None], activation=activation, loss=loss, l2=l2)
 
     return jax.vmap(one)(x, y)
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss"))
+@_checked("activation", "loss")
 def manual_per_example_grads(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> Params:
     """Per-example gradients from the hand-derived backprop (:func:`jaxnet.backprop.deltas`).
@@ -97,11 +124,11 @@ def manual_per_example_grads(
         gᵢ(Wˡ) = aˡ⁻¹ᵢ ⊗ (B δˡᵢ) + 2λWˡ,    gᵢ(bˡ) = B δˡᵢ.
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
     Returns:
       As :func:`per_example_grads`: leaf (B, *leaf.shape).
     """
-    backward = backprop.deltas(params, x, y, hidden=hidden, loss=loss)
+    backward = backprop.deltas(params, x, y, activation=activation, loss=loss)
     batch = x.shape[0]
     grads = []
     for layer, a, delta in zip(params, backward.inputs, backward.deltas):
@@ -113,14 +140,14 @@ def manual_per_example_grads(
     return grads
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss"))
+@_checked("activation", "loss")
 def per_example_grad_norms(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> Array:
     """‖gᵢ‖ for every example without forming the B per-example gradients.
@@ -132,11 +159,11 @@ def per_example_grad_norms(
     costs O(B · Σₗ nₗ₋₁nₗ) like one backward pass, and no (B, nₗ₋₁, nₗ) array.
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
     Returns:
       Shape (B,): the Euclidean norm of each example's full-parameter gradient.
     """
-    backward = backprop.deltas(params, x, y, hidden=hidden, loss=loss)
+    backward = backprop.deltas(params, x, y, activation=activation, loss=loss)
     batch = x.shape[0]
     squared = jnp.zeros((batch,), backward.logits.dtype)
     for layer, a, delta in zip(params, backward.inputs, backward.deltas):
@@ -156,14 +183,14 @@ class NoiseScale(NamedTuple):
     grad_norm_sq: Array  # ‖G‖², G the batch-mean gradient
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss"))
+@_checked("activation", "loss")
 def gradient_noise_scale(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> NoiseScale:
     """B_simple = tr(Σ) / ‖G‖² on one batch, from per-example gradient norms.
@@ -179,15 +206,15 @@ def gradient_noise_scale(
     in Σ. Needs B ≥ 2 (ValueError otherwise).
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
     Returns:
       A :class:`NoiseScale` ``(b_simple, trace_sigma, grad_norm_sq)`` of scalars.
     """
     batch = x.shape[0]
     if batch < 2:
         raise ValueError(f"the gradient noise scale needs a batch of at least 2 examples, got {batch}")
-    norms = per_example_grad_norms(params, x, y, hidden=hidden, loss=loss, l2=l2)
-    g = backprop.grads(params, x, y, hidden=hidden, loss=loss, l2=l2)
+    norms = per_example_grad_norms(params, x, y, activation=activation, loss=loss, l2=l2)
+    g = backprop.grads(params, x, y, activation=activation, loss=loss, l2=l2)
     grad_norm_sq = sum(jnp.sum(leaf * leaf) for leaf in jax.tree.leaves(g))
     trace_sigma = (jnp.sum(norms**2) - batch * grad_norm_sq) / (batch - 1)  # tr(Σ), unbiased
     return NoiseScale(trace_sigma / grad_norm_sq, trace_sigma, grad_norm_sq)  # B_simple = tr(Σ) / ‖G‖²
@@ -196,15 +223,15 @@ def gradient_noise_scale(
 # --- curvature -----------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss"))
+@_checked("activation", "loss", data_at=(2, 3))
 def hvp(
     params: Params,
     tangent: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
 ) -> Params:
     """The Hessian-vector product H v by forward-over-reverse (``jvp`` of ``grad``).
@@ -214,12 +241,12 @@ def hvp(
     costs about two gradient evaluations and never forms H (P × P for P parameters).
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
       tangent: v, a pytree shaped like ``params``.
     Returns:
       H v, shaped like ``params``.
     """
-    gradient = jax.grad(functools.partial(objective, x=x, y=y, hidden=hidden, loss=loss, l2=l2))
+    gradient = jax.grad(functools.partial(objective, x=x, y=y, activation=activation, loss=loss, l2=l2))
     return jax.jvp(gradient, (params,), (tangent,))[1]
 
 
@@ -273,14 +300,14 @@ def lanczos(matvec: Callable[[Array], Array], v0: Array, *, iterations: int, key
     return jnp.linalg.eigvalsh(tridiagonal)
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "loss", "iterations"))
+@_checked("activation", "loss", "iterations")
 def hessian_ritz_values(
     params: Params,
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
     iterations: int = 20,
     key: Array,
@@ -288,7 +315,7 @@ def hessian_ritz_values(
     """Lanczos estimates of the Hessian's spectrum, on HVPs, as one compiled program.
 
     Args:
-      params, x, y, hidden, loss, l2: as :func:`objective`.
+      params, x, y, activation, loss, l2: as :func:`objective`.
       iterations: Lanczos steps k (static; clipped to the number of parameters P).
       key: a ``jax.random`` key; the start vector is standard normal.
     Returns:
@@ -297,7 +324,7 @@ def hessian_ritz_values(
     flat, unravel = ravel_pytree(params)
 
     def matvec(v):
-        return ravel_pytree(hvp(params, unravel(v), x, y, hidden=hidden, loss=loss, l2=l2))[0]
+        return ravel_pytree(hvp(params, unravel(v), x, y, activation=activation, loss=loss, l2=l2))[0]
 
     key_start, key_restart = jax.random.split(key)
     v0 = jax.random.normal(key_start, flat.shape, flat.dtype)
@@ -309,8 +336,8 @@ def top_hessian_eigenvalue(
     x: Array,
     y: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: Array | float = 0.0,
     iterations: int = 20,
     key: Array,
@@ -321,31 +348,31 @@ def top_hessian_eigenvalue(
     heavy-ball momentum β: λ_max < (2 + 2β)/η), the bound of the edge-of-stability study.
 
     Args:
-      params, x, y, hidden, loss, l2, iterations, key: as :func:`hessian_ritz_values`.
+      params, x, y, activation, loss, l2, iterations, key: as :func:`hessian_ritz_values`.
     Returns:
       A scalar.
     """
     return hessian_ritz_values(
-        params, x, y, hidden=hidden, loss=loss, l2=l2, iterations=iterations, key=key
+        params, x, y, activation=activation, loss=loss, l2=l2, iterations=iterations, key=key
     )[-1]
 
 
-@functools.partial(jax.jit, static_argnames=("hidden",))
-def dead_unit_fraction(params: Params, x: Array, *, hidden: str = "relu") -> Array:
+@functools.partial(jax.jit, static_argnames=("activation",))
+def dead_unit_fraction(params: Params, x: Array, *, activation: mlp.Activation = mlp.RELU) -> Array:
     """For each hidden layer, the fraction of units whose derivative h′(z) is 0 on every
     example of ``x``: dead ReLUs (z ≤ 0 throughout), which no gradient can revive.
 
     Args:
       params: from :func:`jaxnet.mlp.init`.
       x: inputs, shape (B, inputs).
-      hidden: the hidden activation (for sigmoid / tanh only units saturated to an exact
+      activation: the hidden activation (for sigmoid / tanh only units saturated to an exact
         0 derivative count).
     Returns:
       Shape (number of hidden layers,), each entry in [0, 1].
     """
-    zs, activations = mlp.forward(params, x, hidden=hidden)
+    zs, activations = mlp.forward(params, x, activation=activation)
     fractions = [
-        jnp.mean(jnp.all(mlp.activation_derivative(hidden, z, a) == 0, axis=0).astype(z.dtype))
+        jnp.mean(jnp.all(activation.derivative(z, a) == 0, axis=0).astype(z.dtype))
         for z, a in zip(zs[:-1], activations[1:])
     ]
     return jnp.stack(fractions) if fractions else jnp.zeros((0,), x.dtype)
@@ -355,8 +382,8 @@ def curvature_probe(
     x_batch: Array,
     y_batch: Array,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    activation: mlp.Activation = mlp.RELU,
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     l2: float = 0.0,
     iterations: int = 20,
     key: Array,
@@ -371,8 +398,8 @@ def curvature_probe(
     Args:
       x_batch: inputs, shape (B, inputs); B ≥ 2.
       y_batch: integer labels (B,) or float targets (B, outputs).
-      hidden: the hidden activation.
-      loss: a name from :data:`jaxnet.losses.LOSSES`.
+      activation: the hidden activation (an :class:`jaxnet.mlp.Activation`).
+      loss: a :class:`jaxnet.losses.Loss`.
       l2: λ of the penalty, as in training.
       iterations: Lanczos steps for λ_max (static).
       key: a ``jax.random`` key for the Lanczos start vector.
@@ -385,12 +412,12 @@ def curvature_probe(
         raise ValueError(
             f"curvature_probe needs a (batch, inputs) array of at least 2 examples, got shape {tuple(x_batch.shape)}"
         )
-    losses.check_loss(loss)
-    mlp.activation(hidden)
-    kwargs = dict(hidden=hidden, loss=loss, l2=l2)
+    if not isinstance(loss, losses.Loss) or not isinstance(activation, mlp.Activation):
+        raise TypeError("curvature_probe takes loss=losses.<LOSS> and activation=mlp.<ACTIVATION> values")
+    kwargs = dict(activation=activation, loss=loss, l2=l2)
 
     def probe(params: Params) -> dict[str, Array]:
-        dead = dead_unit_fraction(params, x_batch, hidden=hidden)
+        dead = dead_unit_fraction(params, x_batch, activation=activation)
         return {
             "lambda_max": top_hessian_eigenvalue(params, x_batch, y_batch, iterations=iterations, key=key, **kwargs),
             "noise_scale": gradient_noise_scale(params, x_batch, y_batch, **kwargs).b_simple,

@@ -1,10 +1,12 @@
-"""The optax train step: one pure function ``(params, opt_state, batch) → (params,
+"""The optax train step: one pure function ``(params, opt_state, batch, l2) → (params,
 opt_state, metrics)``, jit-compiled, with the gradient source selectable.
 
-Hyperparameters are data: :func:`make_optimizer` wraps the optax optimizer in
-``optax.inject_hyperparams``, so the learning rate, λ (``"l2"``) and momentum live in
-``opt_state.hyperparams`` as arrays. Changing them never recompiles, and a sweep vmaps over
-them.
+Hyperparameters are data. :func:`make_optimizer` wraps the optax optimizer in
+``optax.inject_hyperparams``, so the learning rate and momentum live in
+``opt_state.hyperparams`` as arrays, and λ is an explicit traced argument of the step. Two
+optimizers of the same kind share one ``update`` function, and the engine caches its
+programs by that function, never by values: a new learning rate, λ or momentum compiles
+nothing, and a sweep vmaps over them.
 """
 from __future__ import annotations
 
@@ -28,78 +30,82 @@ class Batch(NamedTuple):
     y: Array  # (batch,) integer labels, or (batch, outputs) float targets
 
 
-def _sgd(learning_rate, l2):
-    del l2  # λ is read by the train step from the injected hyperparameters
-    return optax.sgd(learning_rate)
-
-
-def _momentum(learning_rate, l2, momentum):
-    del l2
-    return optax.sgd(learning_rate, momentum)
-
-
-def _nesterov(learning_rate, l2, momentum):
-    del l2
+def _nesterov(learning_rate, momentum):
     return optax.sgd(learning_rate, momentum, nesterov=True)
 
 
-def _adam(learning_rate, l2, b1, b2):
-    del l2
-    return optax.adam(learning_rate, b1, b2)
+def _adam(learning_rate, b1, b2):
+    return optax.adam(learning_rate, b1, b2)  # eps stays a constant, not injected state
 
 
-@functools.lru_cache(maxsize=256)
+_FACTORIES = {"sgd": optax.sgd, "momentum": optax.sgd, "nesterov": _nesterov, "adam": _adam}
+_HYPERPARAMS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",), "adam": ("b1", "b2")}
+
+
+@functools.lru_cache(maxsize=None)
+def _injected(name: str, schedule: Callable | None) -> optax.GradientTransformation:
+    """The one injected optimizer of a kind (and schedule): placeholder values, set per run
+    by :func:`make_optimizer`'s ``init``. Its ``update`` is what compiled programs are keyed on."""
+    placeholders = {key: 0.5 for key in _HYPERPARAMS[name]}
+    return optax.inject_hyperparams(_FACTORIES[name])(learning_rate=schedule or 0.0, **placeholders)
+
+
 def make_optimizer(
     name: str = "sgd",
     *,
     learning_rate: float | Callable[[Array], Array] = 0.01,
-    l2: float = 0.0,
     momentum: float = 0.9,
     b1: float = 0.9,
     b2: float = 0.999,
+    **renamed: Any,
 ) -> optax.GradientTransformation:
     """An optax optimizer whose hyperparameters are injected (traced) state.
 
     Args:
       name: "sgd", "momentum" (SGD with heavy-ball momentum), "nesterov" or "adam".
       learning_rate: a float or an optax schedule.
-      l2: λ of the penalty λ Σ‖Wˡ‖² that the train step adds to the loss.
       momentum: for "momentum" and "nesterov".
       b1, b2: for "adam".
     Raises:
       ValueError: an unknown name; a hyperparameter that is NaN or inf, a negative learning
-      rate or λ, or a momentum, b1 or b2 outside [0, 1).
+      rate, or a momentum, b1 or b2 outside [0, 1).
+      TypeError: ``l2=`` (λ is not an optimizer setting: pass it to the step or the engine).
     Returns:
-      ``optax.inject_hyperparams(...)``; its state's ``hyperparams`` dict holds
-      ``learning_rate``, ``l2`` and the optimizer's own hyperparameters. The same
-      arguments return the same object, so the engine's compiled programs are reused.
+      An optax transformation whose state's ``hyperparams`` hold ``learning_rate`` and the
+      optimizer's own hyperparameters as arrays. Every optimizer of one name (and schedule)
+      shares one ``update``, so programs compiled for one serve all.
     """
+    if "l2" in renamed:
+        raise TypeError("make_optimizer no longer takes l2: λ is its own setting, engine.fit(..., l2=λ), "
+                        "engine.sweep(..., l2=[...]) or the step's l2 argument")
+    if renamed:
+        raise TypeError(f"make_optimizer() got unexpected keyword argument(s) {sorted(renamed)}")
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
-    numbers = {"l2": l2, **({"b1": b1, "b2": b2} if name == "adam" else {}),
-               **({"momentum": momentum} if name in ("momentum", "nesterov") else {})}
+    given = {"momentum": momentum, "b1": b1, "b2": b2}
+    values = {key: given[key] for key in _HYPERPARAMS[name]}
     if not callable(learning_rate):
-        numbers["learning_rate"] = learning_rate
-    for key, value in numbers.items():
-        try:
-            numbers[key] = value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{key} must be a finite number, got {value}")
-    if not callable(learning_rate) and learning_rate < 0:
+        values["learning_rate"] = learning_rate
+    for key, value in values.items():
+        values[key] = check_number(key, value)
+    if values.get("learning_rate", 0.0) < 0:
         raise ValueError(f"learning_rate must be non-negative, got {learning_rate}")
-    if l2 < 0:
-        raise ValueError(f"l2 (λ) must be non-negative, got {l2}")
-    for key in ("momentum", "b1", "b2"):
-        if key in numbers and not 0 <= numbers[key] < 1:
-            raise ValueError(f"{key} must lie in [0, 1), got {numbers[key]}")
-    if name == "sgd":
-        return optax.inject_hyperparams(_sgd)(learning_rate=learning_rate, l2=l2)
-    if name == "adam":
-        return optax.inject_hyperparams(_adam)(learning_rate=learning_rate, l2=l2, b1=b1, b2=b2)
-    factory = _momentum if name == "momentum" else _nesterov
-    return optax.inject_hyperparams(factory)(learning_rate=learning_rate, l2=l2, momentum=momentum)
+    for key in _HYPERPARAMS[name]:
+        if not 0 <= values[key] < 1:
+            raise ValueError(f"{key} must lie in [0, 1), got {values[key]}")
+    base = _injected(name, learning_rate if callable(learning_rate) else None)
+    return optax.GradientTransformation(lambda params: set_hyperparams(base.init(params), **values), base.update)
+
+
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a finite float; ValueError naming ``name`` otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, (str, bytes)) or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def hyperparams(opt_state: Any) -> dict[str, Array]:
@@ -122,50 +128,34 @@ def set_hyperparams(opt_state: Any, **values: float | Array) -> Any:
     return opt_state._replace(hyperparams=new)
 
 
-ApplyFn = Callable[[Any, Array], Array]
-
-
-def resolve_apply(hidden: str = "relu", apply_fn: ApplyFn | None = None) -> ApplyFn:
-    """``apply_fn`` if given, else the MLP's ``apply`` with the ``hidden`` activation."""
-    if apply_fn is not None:
-        return apply_fn
-    mlp.activation(hidden)
-    return lambda params, x: mlp.apply(params, x, hidden=hidden)
-
-
 def make_loss_and_grads(
+    model: mlp.Model,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     grad_source: str = "autodiff",
-    apply_fn: ApplyFn | None = None,
     penalty: bool = True,
 ) -> Callable[[Any, Array, Array, Array], tuple[Array, Array, Any]]:
     """``(params, x, y, l2) → (loss, logits, grads)`` from autodiff or from
     :func:`jaxnet.backprop.loss_and_grads`; the loss includes λ Σ‖W‖².
 
     ``penalty=False`` leaves the λ term out of the program altogether (``l2`` is ignored):
-    for λ = 0 it gives the same numbers without the per-step work of a zero penalty (the
-    engine uses it when every λ is 0; the hand-derived gradients still add 0·W).
-
-    ``apply_fn(params, x) → logits`` replaces the MLP (e.g. a flax CNN's ``apply``); its
-    gradients come from autodiff, since the hand-derived ones are for the MLP alone.
+    the structural choice of a run without a penalty (the hand-derived gradients then add 0·W).
+    ``grad_source="manual"`` needs an MLP (``model.activation`` set).
     """
-    losses.check_loss(loss)
+    if not isinstance(loss, losses.Loss):
+        raise TypeError(f"loss must be a losses.Loss such as losses.SOFTMAX_CROSS_ENTROPY, got {loss!r}")
     if grad_source not in GRAD_SOURCES:
         raise ValueError(f"unknown grad_source {grad_source!r}; choose one of {list(GRAD_SOURCES)}")
-    if apply_fn is not None and grad_source == "manual":
-        raise ValueError("grad_source='manual' derives gradients for jaxnet.mlp only; use 'autodiff' with apply_fn")
-    apply_fn = resolve_apply(hidden, apply_fn)
     if grad_source == "manual":
-        return lambda params, x, y, l2: backprop.loss_and_grads(params, x, y, hidden=hidden, loss=loss,
-                                                                l2=l2 if penalty else 0.0)
-    objective = losses.objective(loss)
+        if model.activation is None:
+            raise ValueError("grad_source='manual' derives gradients for jaxnet.mlp models only; use 'autodiff'")
+        return lambda params, x, y, l2: backprop.loss_and_grads(params, x, y, activation=model.activation,
+                                                                loss=loss, l2=l2 if penalty else 0.0)
 
     def total_loss(params, x, y, l2):
-        logits = apply_fn(params, x)
+        logits = model.apply(params, x)
         losses.check_targets(loss, logits.shape, y)
-        value = objective(logits, losses.targets(loss, y, logits.shape[-1], logits.dtype))
+        value = loss.fn(logits, loss.targets(y, logits.shape[-1], logits.dtype))
         return (value + losses.l2_penalty(params, l2) if penalty else value), logits
 
     def loss_and_grads(params, x, y, l2):
@@ -176,37 +166,32 @@ def make_loss_and_grads(
 
 
 def make_train_step(
+    model: mlp.Model,
     optimizer: optax.GradientTransformation,
     *,
-    hidden: str = "relu",
-    loss: str = "softmax_cross_entropy",
+    loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY,
     grad_source: str = "autodiff",
-    apply_fn: ApplyFn | None = None,
-    jit: bool = True,
     penalty: bool = True,
-) -> Callable[[mlp.Params, Any, Batch], tuple[mlp.Params, Any, dict[str, Array]]]:
+    jit: bool = True,
+) -> Callable[[Any, Any, Batch, Array | float], tuple[Any, Any, dict[str, Array]]]:
     """One optimisation step.
 
     Args:
-      optimizer: an optax transformation, ideally from :func:`make_optimizer` (then λ is
-        read from ``opt_state.hyperparams["l2"]``; otherwise λ = 0).
-      hidden: the hidden activation.
-      loss: a name from :data:`jaxnet.losses.LOSSES`.
+      model: a :class:`jaxnet.mlp.Model` (``mlp.model(...)``, ``cnn.model(...)``).
+      optimizer: an optax transformation, ideally from :func:`make_optimizer`.
+      loss: a :class:`jaxnet.losses.Loss`.
       grad_source: "autodiff" (``jax.grad``) or "manual" (:func:`jaxnet.backprop.grads`).
-      apply_fn: another model's ``apply(params, x) → logits`` instead of the MLP.
+      penalty: False leaves λ Σ‖W‖² out of the program (as :func:`make_loss_and_grads`).
       jit: compile the step (the engine passes False and compiles a whole epoch instead).
-      penalty: False leaves λ Σ‖W‖² out of the program (as :func:`make_loss_and_grads`);
-        only for optimizers whose λ is 0.
     Returns:
-      ``step(params, opt_state, batch) → (params, opt_state, metrics)``; ``metrics`` holds
-      the loss (penalty included) and accuracy of the batch *before* the update.
+      ``step(params, opt_state, batch, l2) → (params, opt_state, metrics)``; ``l2`` is λ, a
+      traced value; ``metrics`` holds the loss (penalty included) and accuracy of the batch
+      *before* the update.
     """
-    loss_and_grads = make_loss_and_grads(hidden=hidden, loss=loss, grad_source=grad_source, apply_fn=apply_fn,
-                                         penalty=penalty)
+    loss_and_grads = make_loss_and_grads(model, loss=loss, grad_source=grad_source, penalty=penalty)
 
-    def step(params, opt_state, batch):
+    def step(params, opt_state, batch, l2):
         x, y = batch
-        l2 = hyperparams(opt_state).get("l2", 0.0)
         value, logits, grads = loss_and_grads(params, x, y, l2)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)

@@ -45,7 +45,7 @@ QUICK = os.environ.get("JAXNET_NOTEBOOK_QUICK", "") not in ("", "0")
 BATCH = 16 if QUICK else 64
 LAYERS = [784, 32, 16, 10]
 LAMBDA = 0.01  # λ of the L2 penalty
-HIDDEN = "sigmoid"
+ACTIVATION = mlp.SIGMOID  # the hidden activation h, with its derivative h′
 
 
 def mnist_folder() -> Path | None:
@@ -77,12 +77,13 @@ print("layers", LAYERS, "·", mlp.num_params(params), "parameters")
 # softmax cross-entropy plus the penalty.
 
 # %%
-zs, activations = mlp.forward(params, x, hidden=HIDDEN)
+zs, activations = mlp.forward(params, x, activation=ACTIVATION)
 logits = zs[-1]
 
 
 def total_loss(params):
-    return losses.softmax_cross_entropy(mlp.apply(params, x, hidden=HIDDEN), onehot) + losses.l2_penalty(params, LAMBDA)
+    return (losses.softmax_cross_entropy(mlp.apply(params, x, activation=ACTIVATION), onehot)
+            + losses.l2_penalty(params, LAMBDA))
 
 
 print("loss", float(total_loss(params)))
@@ -92,7 +93,8 @@ print("shapes:", [tuple(z.shape) for z in zs])
 # ## 2. The output delta: δᴴ = (ŷ − y) / B
 #
 # For softmax followed by cross-entropy the Jacobians telescope: ∂L/∂zᴴ = (softmax(zᴴ) − y) / B.
-# Autodiff gets the same by differentiating the loss as a function of the logits.
+# Autodiff gets the same by differentiating the loss as a function of the logits. `jaxnet.losses`
+# keeps this hand-derived delta beside the loss itself: `losses.SOFTMAX_CROSS_ENTROPY.delta`.
 
 # %%
 y_hat = jax.nn.softmax(logits)
@@ -105,9 +107,9 @@ def max_rel(a, b) -> float:
     return float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-300))
 
 
-print("δᴴ by hand vs autodiff:          ", max_rel(delta_out, delta_out_autodiff))
-print("δᴴ by hand vs backprop.output_delta:", max_rel(delta_out, backprop.output_delta(
-    "softmax_cross_entropy", logits, onehot)))
+print("δᴴ by hand vs autodiff:                          ", max_rel(delta_out, delta_out_autodiff))
+print("δᴴ by hand vs losses.SOFTMAX_CROSS_ENTROPY.delta:",
+      max_rel(delta_out, losses.SOFTMAX_CROSS_ENTROPY.delta(logits, onehot)))
 assert max_rel(delta_out, delta_out_autodiff) < 1e-12
 
 # %% [markdown]
@@ -136,7 +138,7 @@ def loss_of_offsets(offsets):
 
 
 autodiff = jax.grad(loss_of_offsets)([jnp.zeros_like(z) for z in zs])
-library = backprop.deltas(params, x, y, hidden=HIDDEN).deltas
+library = backprop.deltas(params, x, y, activation=ACTIVATION).deltas
 for l, (d_hand, d_auto, d_lib) in enumerate(zip(hand, autodiff, library), start=1):
     print(f"δ{l}: shape {tuple(d_hand.shape)}  vs autodiff {max_rel(d_hand, d_auto):.1e}  "
           f"vs jaxnet.backprop {max_rel(d_hand, d_lib):.1e}")
@@ -153,7 +155,7 @@ hand_grads = [{"w": activations[l].T @ hand[l] + 2 * LAMBDA * params[l]["w"],  #
                "b": hand[l].sum(axis=0)}  # Σₙ δˡₙ
               for l in range(len(params))]
 auto_grads = jax.grad(total_loss)(params)
-library_grads = backprop.grads(params, x, y, hidden=HIDDEN, l2=LAMBDA)
+library_grads = backprop.grads(params, x, y, activation=ACTIVATION, l2=LAMBDA)
 
 print(f"{'param':<6} {'shape':<11} {'|grad|max':>10} {'hand vs jax.grad':>17} {'jaxnet.backprop vs jax.grad':>28}")
 worst = 0.0

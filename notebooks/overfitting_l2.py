@@ -21,7 +21,7 @@
 # program — to see how the penalty trades training fit for a smaller gap.
 #
 # Everything here is the library API: `jaxnet.data` (loading, preprocessing), `jaxnet.mlp`
-# (parameters), `jaxnet.train` (the optimizer) and `jaxnet.engine` (`fit`, `sweep`). The
+# (the model), `jaxnet.train` (the optimizer) and `jaxnet.engine` (`fit`, `sweep`). The
 # scripted, longer version of the first half is `python -m experiments.overfitting`.
 #
 # Set `JAXNET_NOTEBOOK_QUICK=1` for tiny data and a few epochs (what the test suite runs);
@@ -66,10 +66,10 @@ print(f"{N_TRAIN:,} training images, {N_VAL:,} validation images, {EPOCHS} epoch
 # evaluates training and validation loss and accuracy after every epoch.
 
 # %%
-params0 = mlp.init(jax.random.PRNGKey(0), LAYERS)
+model = mlp.model(LAYERS, activation=mlp.SIGMOID)
+params0 = model.init(jax.random.PRNGKey(0))
 sgd = train.make_optimizer("sgd", learning_rate=0.1)
-result = engine.fit(params0, sgd, train_set, epochs=EPOCHS, batch_size=32, hidden="sigmoid", val=val_set,
-                    log=None)
+result = engine.fit(model, params0, sgd, train_set, epochs=EPOCHS, batch_size=32, val=val_set, log=None)
 h = result.history
 print(f"train accuracy {h.train_accuracy[-1]:.3f}, validation {h.val_accuracy[-1]:.3f}, "
       f"gap {h.train_accuracy[-1] - h.val_accuracy[-1]:.3f}")
@@ -100,11 +100,11 @@ plt.show()
 #
 # The penalty λ Σ‖W‖² pulls every weight towards zero with gradient 2λW. `engine.sweep` trains
 # one member per λ, all in one compiled, vmapped program: the same initial weights
-# (`init=params0`) and the same data order, so the members differ only in λ.
+# (`params=params0`) and the same data order, so the members differ only in λ.
 
 # %%
-swept = engine.sweep(params0, sgd, train_set, epochs=EPOCHS, batch_size=32, hidden="sigmoid", val=val_set,
-                     l2=LAMBDAS, log=None)
+swept = engine.sweep(model, sgd, train_set, params=params0, l2=LAMBDAS, epochs=EPOCHS, batch_size=32,
+                     val=val_set, log=None)
 weight_norms = []
 print(f"{'λ':>8} {'train acc':>10} {'val acc':>8} {'gap':>7} {'val loss':>9} {'Σ‖W‖²':>8}")
 for k, (lam, hk) in enumerate(zip(LAMBDAS, swept.histories)):

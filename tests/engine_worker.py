@@ -40,7 +40,7 @@ def sweep_kwargs(members: int = 3):
 
     x, y = problem()
     return dict(
-        init=lambda key: mlp.init(key, [20, 16, 3], dtype=x.dtype),
+        model=mlp.model([20, 16, 3], activation=mlp.RELU, dtype=x.dtype),
         optimizer=train.make_optimizer("momentum", learning_rate=0.05),
         train_data=(x, y), epochs=EPOCHS, batch_size=32, val=problem(100, seed=1),
         learning_rate=list(np.linspace(0.02, 0.1, members)), init_seed=list(range(members)),
@@ -56,7 +56,7 @@ def run_sweep(out: str, members: int) -> None:
     from jaxnet import engine
 
     kwargs = sweep_kwargs(members)
-    result = engine.sweep(kwargs.pop("init"), kwargs.pop("optimizer"), kwargs.pop("train_data"), **kwargs)
+    result = engine.sweep(kwargs.pop("model"), kwargs.pop("optimizer"), kwargs.pop("train_data"), **kwargs)
     record = {"devices": jax.device_count(), "local_devices": jax.local_device_count(),
               "processes": jax.process_count(), "histories": histories_json(result.histories),
               "params": [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(result.params)]}
@@ -68,8 +68,10 @@ def fit_kwargs():
     from jaxnet import mlp, train
 
     x, y = problem(n=200)
-    return dict(params=mlp.init(jax.random.PRNGKey(3), [20, 16, 3]), optimizer=train.make_optimizer("adam", learning_rate=0.01),
-                train_data=(x, y), epochs=FIT_EPOCHS, batch_size=50, val=problem(100, seed=1), seed=7, log=None)
+    model = mlp.model([20, 16, 3], activation=mlp.RELU)
+    return dict(model=model, params=model.init(jax.random.PRNGKey(3)),
+                optimizer=train.make_optimizer("adam", learning_rate=0.01), train_data=(x, y), epochs=FIT_EPOCHS,
+                batch_size=50, val=problem(100, seed=1), seed=7, log=None)
 
 
 def run_fit(checkpoint_dir: str) -> None:
@@ -80,8 +82,12 @@ def run_fit(checkpoint_dir: str) -> None:
     kwargs = fit_kwargs()
     # 0.2 s per epoch (the sleep changes nothing else): checkpoints are written in the
     # background, so without it the 25 tiny epochs end before the first one is on disk
-    engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), checkpoint_dir=checkpoint_dir,
-               callback=lambda *_: time.sleep(0.2), **kwargs)
+    def slow_down(event):
+        if isinstance(event, engine.Check):
+            time.sleep(0.2)
+
+    engine.fit(kwargs.pop("model"), kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"),
+               checkpoint_dir=checkpoint_dir, hooks=[slow_down], **kwargs)
 
 
 def data_parallel_kwargs():
@@ -89,7 +95,8 @@ def data_parallel_kwargs():
     from jaxnet import mlp, train
 
     x, y = problem(n=240)
-    return dict(params=mlp.init(jax.random.PRNGKey(3), [20, 16, 3]),
+    model = mlp.model([20, 16, 3], activation=mlp.RELU)
+    return dict(model=model, params=model.init(jax.random.PRNGKey(3)),
                 optimizer=train.make_optimizer("momentum", learning_rate=0.05), train_data=(x, y), epochs=EPOCHS,
                 batch_size=48, val=problem(100, seed=1), seed=5, log=None)
 
@@ -101,13 +108,15 @@ def run_data_parallel(out: str) -> None:
     record = {"devices": jax.device_count()}
     for name, extra in (("parallel", dict(data_parallel=True)), ("single", dict(devices=jax.devices()[:1]))):
         kwargs = data_parallel_kwargs()
-        result = engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), **kwargs, **extra)
+        model, params, optimizer = kwargs.pop("model"), kwargs.pop("params"), kwargs.pop("optimizer")
+        result = engine.fit(model, params, optimizer, kwargs.pop("train_data"), **kwargs, **extra)
         record[name] = {"histories": histories_json([result.history]),
                         "params": [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(result.params)],
                         "param_devices": sorted({len(leaf.sharding.device_set) for leaf in jax.tree.leaves(result.params)})}
     try:
         kwargs = data_parallel_kwargs() | dict(batch_size=jax.device_count() + 1)
-        engine.fit(kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"), data_parallel=True, **kwargs)
+        engine.fit(kwargs.pop("model"), kwargs.pop("params"), kwargs.pop("optimizer"), kwargs.pop("train_data"),
+                   data_parallel=True, **kwargs)
         record["indivisible_batch"] = None
     except ValueError as error:
         record["indivisible_batch"] = str(error)

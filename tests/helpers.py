@@ -88,3 +88,40 @@ def assert_report_only_rebuilds(main, out) -> None:
     main(["--report-only", "--out", str(out)])
     assert (out / "report.md").read_bytes() == before
     assert all((out / link).exists() for link in report_figures(out))
+
+
+def _perturbed(value, rng):
+    """``value`` with every float scaled by its own random factor in [0.5, 1.5) (ints, bools
+    and strings kept), so that anything computed from the numbers moves."""
+    if isinstance(value, dict):  # the settings stay: claims look their runs up by them
+        return {k: v if k == "config" else _perturbed(v, rng) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_perturbed(v, rng) for v in value]
+    if isinstance(value, float) and value == value:
+        return value * float(rng.uniform(0.5, 1.5))
+    return value
+
+
+def assert_claims_are_computed(claims_fn, results, *, seeds: int = 3) -> None:
+    """The generic test of a study's claims (experiments.lib.claims): each claim's numbers are
+    computed from ``results`` (perturbing the results' floats moves them), and its words follow
+    the numbers (swapping them flips the verdict and the sentence)."""
+    from experiments.lib.claims import sentence
+
+    claims = claims_fn(results)
+    assert claims, "the study states no claim"
+    runs = [claims_fn(_perturbed(results, np.random.default_rng(seed))) for seed in range(seeds)]
+    for moved in runs:
+        assert [c.subject for c in moved] == [c.subject for c in claims]
+    for k, before in enumerate(claims):
+        sides = [("a", before.a_label)] + ([] if before.reference else [("b", before.b_label)])
+        for side, label in sides:
+            value = getattr(before, side)
+            if isinstance(value, float) and np.isfinite(value):  # a side not measured has nothing to move
+                # an argmin or a clipped number may stay put by chance under one perturbation, not under all
+                assert any(getattr(moved[k], side) != value for moved in runs), (
+                    f"claim {before.subject!r}: {label} ignores the results")
+    for claim in claims:
+        if claim.measured and claim.a != claim.b and abs(claim.a - claim.b) > claim.margin:
+            swapped = claim.swapped()
+            assert swapped.holds != claim.holds and sentence(swapped) != sentence(claim), claim.subject

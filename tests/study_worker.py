@@ -1,7 +1,16 @@
 """A small two-program study on the shared layer, run as a subprocess by the fault tests:
 ``python tests/study_worker.py --out DIR [--resume]``. Each program is an engine fit with
-per-epoch checkpoints; the first program's record is saved before the second starts."""
+per-epoch checkpoints; the first program's record is saved before the second starts.
+
+For the fault tests, set in the environment:
+
+- ``JAXNET_TEST_REPORT_PAUSE=S``: the report first writes half a figure (``figure.png``) and a
+  ``report-started`` marker, then waits S seconds, so that a test can stop it mid-report;
+- ``JAXNET_TEST_REPORT_BYTES=N``: the report writes an N-byte ``figure.png`` (to fill a disk);
+- ``JAXNET_TEST_FILL_DISK=1``: once the first program is saved, a ``ballast`` file beside
+  ``--out`` takes all but a few bytes of the disk left, so that the second program meets a full disk."""
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,8 +41,10 @@ def run(config, study):
         def fit(**options):
             # a pause after every epoch (outside the compiled program) leaves time for the
             # background checkpoint writes to land, so the fault tests can kill mid-run
-            options["callback"] = lambda epoch, histories: time.sleep(0.15)
-            result = engine.fit(mlp.init(jax.random.PRNGKey(len(runs)), [20, config.width, 2]),
+            pause = lambda event: time.sleep(0.15) if isinstance(event, engine.Check) else None  # noqa: E731
+            options["hooks"] = [*options.get("hooks", ()), pause]
+            model = mlp.model([20, config.width, 2])
+            result = engine.fit(model, model.init(jax.random.PRNGKey(len(runs))),
                                 train.make_optimizer("momentum", learning_rate=0.05), (x, y), epochs=config.epochs,
                                 batch_size=16, val=(x[:128], y[:128]), seed=len(runs), **options)
             h = result.history
@@ -43,10 +54,21 @@ def run(config, study):
                                    seconds=h.seconds[-1], diverged=h.diverged)]
         runs += study.train(program, [program], fit, label=program, epochs=config.epochs)
         study.save_progress(runs)
+        if program == "first" and os.environ.get("JAXNET_TEST_FILL_DISK"):
+            disk = os.statvfs(study.out)
+            with open(study.out.parent / "ballast", "wb") as f:
+                f.write(b"\0" * max(disk.f_bavail * disk.f_frsize - 4096, 0))
     return {"runs": runs}
 
 
 def report(results, out):
+    pause = float(os.environ.get("JAXNET_TEST_REPORT_PAUSE") or 0)
+    if pause:
+        (out / "figure.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a figure cut short
+        (out / "report-started").touch()
+        time.sleep(pause)
+    if os.environ.get("JAXNET_TEST_REPORT_BYTES"):
+        (out / "figure.png").write_bytes(b"\0" * int(os.environ["JAXNET_TEST_REPORT_BYTES"]))
     return lib.Report("worker").text(f"{len(results['runs'])} runs.")
 
 

@@ -53,7 +53,7 @@ def test_mlp_init_and_apply(sizes, batch, width_error, dtype, x64, seed, hidden)
         if error is not None:
             return
         x = inputs(np.random.default_rng(seed), (batch, sizes[0] + width_error), dtype)
-        logits, error = outcome(lambda: mlp.apply(params, jnp.asarray(x), hidden=hidden))
+        logits, error = outcome(lambda: mlp.apply(params, jnp.asarray(x), activation=mlp.activation(hidden)))
     assert (error is None) == (width_error == 0), error
     if error is None:
         assert logits.shape == (batch, sizes[-1])
@@ -61,7 +61,7 @@ def test_mlp_init_and_apply(sizes, batch, width_error, dtype, x64, seed, hidden)
 
 
 @FAST
-@given(name=st.sampled_from(losses.LOSSES), batch=st.sampled_from([1, 4]), outputs=st.sampled_from([1, 2, 5]),
+@given(name=st.sampled_from(list(losses.LOSSES)), batch=st.sampled_from([1, 4]), outputs=st.sampled_from([1, 2, 5]),
        low=st.integers(-2, 0), high_extra=st.integers(-1, 1), seed=st.integers(0, 2**16),
        scale=st.sampled_from([1.0, 30.0, 1e4]))
 def test_losses_are_finite_and_non_negative_or_refuse_bad_labels(name, batch, outputs, low, high_extra, seed, scale):
@@ -70,7 +70,7 @@ def test_losses_are_finite_and_non_negative_or_refuse_bad_labels(name, batch, ou
     classes = 2 if name == "binary_cross_entropy" else outputs
     labels = jnp.asarray(rng.integers(low, classes + high_extra + 1, size=batch), jnp.int32)
     valid = (outputs == 1 or name != "binary_cross_entropy") and bool(jnp.all((labels >= 0) & (labels < classes)))
-    value, error = outcome(lambda: jax.value_and_grad(losses.loss_from_logits, argnums=1)(name, logits, labels))
+    value, error = outcome(lambda: jax.value_and_grad(losses.get(name))(logits, labels))
     assert (error is None) == valid, (labels, outputs, error)
     if error is None:
         loss, grad = value
@@ -94,7 +94,7 @@ def test_nll_called_directly_refuses_concrete_labels_out_of_range(batch, classes
 
 @FAST
 @given(hidden_sizes=st.sampled_from([(), (4,), (4, 3)]), inputs_=st.just(3), outputs=st.just(3),
-       batch=st.just(4), loss=st.sampled_from(losses.LOSSES),
+       batch=st.just(4), loss=st.sampled_from(list(losses.LOSSES)),
        hidden=st.sampled_from(["relu", "sigmoid", "tanh"]), l2=st.sampled_from([0.0, 0.1]),
        seed=st.integers(0, 2**16))
 def test_hand_derived_gradients_equal_autodiff(hidden_sizes, inputs_, outputs, batch, loss, hidden, l2, seed):
@@ -110,8 +110,10 @@ def test_hand_derived_gradients_equal_autodiff(hidden_sizes, inputs_, outputs, b
                             else rng.integers(0, 2, size=(batch, outputs)).astype(float))
         else:
             y = jnp.asarray(rng.integers(0, 2 if loss == "binary_cross_entropy" else outputs, size=batch))
-        manual = backprop.grads(params, x, y, hidden=hidden, loss=loss, l2=l2)
-        value, _, autodiff = train.make_loss_and_grads(hidden=hidden, loss=loss)(params, x, y, l2)
+        activation, loss_value = mlp.activation(hidden), losses.get(loss)
+        manual = backprop.grads(params, x, y, activation=activation, loss=loss_value, l2=l2)
+        model = mlp.model([inputs_, *hidden_sizes, outputs], activation=activation, dtype=jnp.float64)
+        value, _, autodiff = train.make_loss_and_grads(model, loss=loss_value)(params, x, y, l2)
     assert np.isfinite(float(value)) and float(value) >= 0
     error = tree_max_relative_error(manual, autodiff, floor=1e-6)
     assert error < 1e-8, error
@@ -133,8 +135,9 @@ def test_fit_on_tiny_data(n, batch, epochs, label_shift, val_shift, nan_in, dtyp
         x, val_x = x.astype("float32"), val_x.astype("float32")
         (x if nan_in == "train" else val_x)[1, 0] = np.nan
     expect_error = not 1 <= batch <= n or epochs < 1 or label_shift != 0 or val_shift != 0 or nan_in is not None
-    params = mlp.init(jax.random.PRNGKey(seed), [features, 4, classes])
-    result, error = outcome(lambda: engine.fit(params, train.make_optimizer("sgd", learning_rate=0.1), (x, y),
+    model = mlp.model([features, 4, classes])
+    params = model.init(jax.random.PRNGKey(seed))
+    result, error = outcome(lambda: engine.fit(model, params, train.make_optimizer("sgd", learning_rate=0.1), (x, y),
                                                epochs=epochs, batch_size=batch, val=(val_x, val_y), seed=seed,
                                                log=None))
     assert (error is not None) == expect_error, error

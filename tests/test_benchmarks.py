@@ -99,14 +99,14 @@ def test_numpy_gradients_match_jaxnet_backprop():
     import jax
     import numpy as np
 
-    from jaxnet import backprop
+    from jaxnet import backprop, losses, mlp
     for hidden, loss in (("relu", "softmax_cross_entropy"), ("sigmoid", "sigmoid_cross_entropy")):
         params = peers.numpy_init((6, 5, 4, 3), seed=0)
         rng = np.random.default_rng(1)
         x, y = rng.normal(size=(7, 6)).astype(np.float32), rng.integers(0, 3, 7).astype(np.int32)
         value, grads = peers.numpy_loss_and_grads(params, x, y, hidden=hidden, loss=loss)
         ref_value, _, ref_grads = backprop.loss_and_grads(jax.tree.map(jax.numpy.asarray, params), x, y,
-                                                           hidden=hidden, loss=loss)
+                                                           activation=mlp.activation(hidden), loss=losses.get(loss))
         np.testing.assert_allclose(value, ref_value, rtol=1e-5)
         for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

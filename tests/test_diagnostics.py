@@ -20,7 +20,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from helpers import tree_max_relative_error
-from jaxnet import backprop, diagnostics, engine, mlp, train
+from jaxnet import backprop, diagnostics, engine, losses, mlp, train
 from test_backprop import (  # noqa: F401 (float64: autouse x64)
     ACTIVATIONS, GRID, GRID_IDS, LAMBDAS, LOSSES, float64, problem, total_loss)
 
@@ -34,10 +34,10 @@ def cells(default):
     return [pytest.param(*cell, id=name, marks=() if cell in default else pytest.mark.slow)
             for cell, name in zip(GRID, GRID_IDS)]
 
-def flat_hessian(params, x, y, *, hidden, loss, lam):
+def flat_hessian(params, x, y, *, activation, loss, lam):
     """The full P × P Hessian by ``jax.hessian`` (reverse-over-forward), the reference."""
     flat, unravel = ravel_pytree(params)
-    return jax.jit(jax.hessian(lambda theta: total_loss(unravel(theta), x, y, hidden=hidden, loss=loss, lam=lam)))(flat)
+    return jax.jit(jax.hessian(lambda theta: total_loss(unravel(theta), x, y, activation=activation, loss=loss, lam=lam)))(flat)
 
 
 def flatten_rows(tree):
@@ -57,10 +57,10 @@ def eager():
 
 
 @pytest.mark.usefixtures("eager")
-@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
-def test_manual_per_example_grads_equal_vmap_of_grad(hidden, depth, loss, lam):
-    params, x, y = problem(hidden, depth, loss)
-    kwargs = dict(hidden=hidden, loss=loss, l2=lam)
+@pytest.mark.parametrize("activation, depth, loss, lam", cells(COVER))
+def test_manual_per_example_grads_equal_vmap_of_grad(activation, depth, loss, lam):
+    params, x, y = problem(activation, depth, loss)
+    kwargs = dict(activation=activation, loss=loss, l2=lam)
     auto = diagnostics.per_example_grads(params, x, y, **kwargs)
     manual = diagnostics.manual_per_example_grads(params, x, y, **kwargs)
     error = tree_max_relative_error(manual, auto, floor=1e-8)
@@ -74,22 +74,23 @@ def test_manual_per_example_grads_equal_vmap_of_grad(hidden, depth, loss, lam):
 
 
 def test_per_example_grad_is_the_gradient_of_that_example_alone():
-    hidden = "tanh"
-    params, x, y = problem(hidden, 1, "softmax_cross_entropy")
-    rows = diagnostics.per_example_grads(params, x, y, hidden=hidden, l2=0.1)
+    activation = mlp.TANH
+    params, x, y = problem(activation, 1, losses.SOFTMAX_CROSS_ENTROPY)
+    rows = diagnostics.per_example_grads(params, x, y, activation=activation, l2=0.1)
     for i in range(x.shape[0]):
-        alone = jax.grad(total_loss)(params, x[i : i + 1], y[i : i + 1], hidden=hidden,
-                                     loss="softmax_cross_entropy", lam=0.1)
+        alone = jax.grad(total_loss)(params, x[i : i + 1], y[i : i + 1], activation=activation,
+                                     loss=losses.SOFTMAX_CROSS_ENTROPY, lam=0.1)
         row = jax.tree.map(lambda leaf: leaf[i], rows)
         assert tree_max_relative_error(row, alone, floor=1e-8) <= 1e-12
 
 
-@pytest.mark.parametrize("hidden, loss, lam", [("relu", "softmax_cross_entropy", 0.0), ("tanh", "mse", 0.1),
-                                               ("sigmoid", "kl_divergence", 0.0)])
-def test_gradient_noise_scale_equals_numpy_covariance(hidden, lam, loss):
-    params, x, y = problem(hidden, 3, loss)
-    result = diagnostics.gradient_noise_scale(params, x, y, hidden=hidden, loss=loss, l2=lam)
-    rows = np.asarray(flatten_rows(diagnostics.per_example_grads(params, x, y, hidden=hidden, loss=loss, l2=lam)))
+@pytest.mark.parametrize("activation, loss, lam", [(mlp.RELU, losses.SOFTMAX_CROSS_ENTROPY, 0.0),
+                                                   (mlp.TANH, losses.MSE, 0.1), (mlp.SIGMOID, losses.KL_DIVERGENCE, 0.0)],
+                         ids=["relu-softmax_cross_entropy-0.0", "tanh-mse-0.1", "sigmoid-kl_divergence-0.0"])
+def test_gradient_noise_scale_equals_numpy_covariance(activation, lam, loss):
+    params, x, y = problem(activation, 3, loss)
+    result = diagnostics.gradient_noise_scale(params, x, y, activation=activation, loss=loss, l2=lam)
+    rows = np.asarray(flatten_rows(diagnostics.per_example_grads(params, x, y, activation=activation, loss=loss, l2=lam)))
     trace_sigma = np.trace(np.cov(rows, rowvar=False))  # unbiased, ddof = 1
     grad_norm_sq = np.sum(rows.mean(axis=0) ** 2)
     np.testing.assert_allclose(result.trace_sigma, trace_sigma, rtol=1e-10)
@@ -98,33 +99,33 @@ def test_gradient_noise_scale_equals_numpy_covariance(hidden, lam, loss):
 
 
 def test_gradient_noise_scale_is_zero_for_a_batch_of_copies():
-    params, x, y = problem("tanh", 1, "softmax_cross_entropy")
+    params, x, y = problem(mlp.TANH, 1, losses.SOFTMAX_CROSS_ENTROPY)
     copies_x, copies_y = jnp.repeat(x[:1], 6, axis=0), jnp.repeat(y[:1], 6, axis=0)
-    result = diagnostics.gradient_noise_scale(params, copies_x, copies_y, hidden="tanh", l2=0.1)
+    result = diagnostics.gradient_noise_scale(params, copies_x, copies_y, activation=mlp.TANH, l2=0.1)
     assert abs(float(result.b_simple)) < 1e-12
     assert float(result.grad_norm_sq) > 1e-3
 
 
 def test_gradient_noise_scale_rejects_a_batch_of_one():
-    params, x, y = problem("tanh", 1, "softmax_cross_entropy")
+    params, x, y = problem(mlp.TANH, 1, losses.SOFTMAX_CROSS_ENTROPY)
     with pytest.raises(ValueError, match="at least 2 examples, got 1"):
-        diagnostics.gradient_noise_scale(params, x[:1], y[:1], hidden="tanh")
+        diagnostics.gradient_noise_scale(params, x[:1], y[:1], activation=mlp.TANH)
 
 
 # --- Hessian-vector products --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
-def test_hvp_equals_jax_hessian(hidden, depth, loss, lam):
+@pytest.mark.parametrize("activation, depth, loss, lam", cells(COVER))
+def test_hvp_equals_jax_hessian(activation, depth, loss, lam):
     """Every column: H eⱼ by forward-over-reverse equals jax.hessian's column j."""
-    params, x, y = problem(hidden, depth, loss)
+    params, x, y = problem(activation, depth, loss)
     flat, unravel = ravel_pytree(params)
 
     @jax.jit  # one program for both: compiling dominates on networks this small
     def both(theta):
-        reference = jax.hessian(lambda t: total_loss(unravel(t), x, y, hidden=hidden, loss=loss, lam=lam))(theta)
+        reference = jax.hessian(lambda t: total_loss(unravel(t), x, y, activation=activation, loss=loss, lam=lam))(theta)
         columns = jax.vmap(lambda e: ravel_pytree(
-            diagnostics.hvp(unravel(theta), unravel(e), x, y, hidden=hidden, loss=loss, l2=lam))[0])(
+            diagnostics.hvp(unravel(theta), unravel(e), x, y, activation=activation, loss=loss, l2=lam))[0])(
             jnp.eye(theta.size, dtype=theta.dtype))
         return reference, columns
 
@@ -135,20 +136,20 @@ def test_hvp_equals_jax_hessian(hidden, depth, loss, lam):
 
 
 @pytest.mark.usefixtures("eager")
-@pytest.mark.parametrize("hidden, depth, loss, lam", cells(COVER))
-def test_hvp_equals_finite_differences_of_hand_gradients(hidden, depth, loss, lam):
+@pytest.mark.parametrize("activation, depth, loss, lam", cells(COVER))
+def test_hvp_equals_finite_differences_of_hand_gradients(activation, depth, loss, lam):
     """Hv ≈ (g(θ + εv) − g(θ − εv)) / 2ε with g the hand-derived gradient: no autodiff in
     the reference. Error: truncation ε²‖g‴‖/6 + rounding ε_mach‖g‖/ε, both ≈ 1e-11."""
-    params, x, y = problem(hidden, depth, loss)
+    params, x, y = problem(activation, depth, loss)
     flat, unravel = ravel_pytree(params)
     v = jax.random.normal(jax.random.key(7), flat.shape, flat.dtype)
     eps = 1e-5
 
     def hand_grad(theta):
-        return ravel_pytree(backprop.grads(unravel(theta), x, y, hidden=hidden, loss=loss, l2=lam))[0]
+        return ravel_pytree(backprop.grads(unravel(theta), x, y, activation=activation, loss=loss, l2=lam))[0]
 
     numeric = (hand_grad(flat + eps * v) - hand_grad(flat - eps * v)) / (2 * eps)
-    product = ravel_pytree(diagnostics.hvp(params, unravel(v), x, y, hidden=hidden, loss=loss, l2=lam))[0]
+    product = ravel_pytree(diagnostics.hvp(params, unravel(v), x, y, activation=activation, loss=loss, l2=lam))[0]
     error = float(jnp.max(jnp.abs(product - numeric) / jnp.maximum(jnp.abs(numeric), 1e-3)))
     assert error <= 1e-6, f"max relative error {error:.2e}"
 
@@ -156,20 +157,21 @@ def test_hvp_equals_finite_differences_of_hand_gradients(hidden, depth, loss, la
 # --- the top of the spectrum --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hidden, loss", [("relu", "softmax_cross_entropy"), ("tanh", "mse")])
-def test_lanczos_with_p_steps_gives_the_whole_spectrum(hidden, loss):
+@pytest.mark.parametrize("activation, loss", [(mlp.RELU, losses.SOFTMAX_CROSS_ENTROPY), (mlp.TANH, losses.MSE)],
+                         ids=["relu-softmax_cross_entropy", "tanh-mse"])
+def test_lanczos_with_p_steps_gives_the_whole_spectrum(activation, loss):
     """With k = P steps the Ritz values are every eigenvalue of H (numpy.linalg.eigvalsh),
     repeated ones included (dead relu units give a block of exact zeros)."""
-    params, x, y = problem(hidden, 3, loss)
-    reference = np.linalg.eigvalsh(np.asarray(flat_hessian(params, x, y, hidden=hidden, loss=loss, lam=0.0)))
-    ritz = diagnostics.hessian_ritz_values(params, x, y, hidden=hidden, loss=loss,
+    params, x, y = problem(activation, 3, loss)
+    reference = np.linalg.eigvalsh(np.asarray(flat_hessian(params, x, y, activation=activation, loss=loss, lam=0.0)))
+    ritz = diagnostics.hessian_ritz_values(params, x, y, activation=activation, loss=loss,
                                            iterations=reference.size, key=jax.random.key(0))
     scale = np.max(np.abs(reference))
     assert np.max(np.abs(np.asarray(ritz) - reference)) / scale <= 1e-10
 
 
 @functools.lru_cache(maxsize=None)
-def wider_problem(hidden: str):
+def wider_problem(activation: mlp.Activation):
     """A 12-10-8-4 network (P = 254) on 32 examples: big enough that 20 Lanczos steps
     see only a corner of the spectrum."""
     key_p, key_x, key_y = jax.random.split(jax.random.key(3), 3)
@@ -180,11 +182,11 @@ def wider_problem(hidden: str):
 
 
 def test_top_eigenvalue_after_20_steps_matches_eigvalsh():
-    hidden = "relu"
-    params, x, y = wider_problem(hidden)
+    activation = mlp.RELU
+    params, x, y = wider_problem(activation)
     reference = np.linalg.eigvalsh(np.asarray(
-        flat_hessian(params, x, y, hidden=hidden, loss="softmax_cross_entropy", lam=0.0)))
-    top = diagnostics.top_hessian_eigenvalue(params, x, y, hidden=hidden, iterations=20, key=jax.random.key(1))
+        flat_hessian(params, x, y, activation=activation, loss=losses.SOFTMAX_CROSS_ENTROPY, lam=0.0)))
+    top = diagnostics.top_hessian_eigenvalue(params, x, y, activation=activation, iterations=20, key=jax.random.key(1))
     assert abs(float(top) - reference[-1]) / reference[-1] <= 1e-8, (float(top), reference[-1])
 
 
@@ -205,24 +207,41 @@ def test_lanczos_rejects_zero_iterations():
         diagnostics.lanczos(lambda v: v, jnp.ones(3), iterations=0, key=jax.random.key(0))
 
 
+TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"  # one per jit cache miss (a new signature traced)
+_traces = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kwargs: _traces.append(event) if event == TRACE_EVENT else None)
+
+
+def traces_during(run) -> int:
+    before = len(_traces)
+    run()
+    return len(_traces) - before
+
+
 def test_ritz_values_compile_once_across_params_and_keys():
-    params, x, y = wider_problem("tanh")
-    ritz = diagnostics.hessian_ritz_values
-    before = ritz._cache_size()
-    for seed in range(3):
-        moved = jax.tree.map(lambda leaf: leaf * (1 + 0.1 * seed), params)
-        ritz(moved, x, y, hidden="tanh", iterations=20, key=jax.random.key(seed))
-    assert ritz._cache_size() == before + 1
+    """The first call traces (and compiles) the program; other parameters and keys reuse it.
+    (Counted by jax.monitoring's trace events: the checked wrapper around the jitted function
+    does not expose its ``_cache_size``; tracing is counted even on a persistent-cache hit.)"""
+    params, x, y = wider_problem(mlp.TANH)
+    moved = [jax.tree.map(lambda leaf: leaf * (1 + 0.1 * seed), params) for seed in range(3)]
+    keys = [jax.random.key(seed) for seed in range(3)]
+
+    def ritz(seed):
+        return diagnostics.hessian_ritz_values(moved[seed], x, y, activation=mlp.TANH, iterations=20, key=keys[seed])
+
+    assert traces_during(lambda: ritz(0)) > 0  # the counter sees a new program
+    assert traces_during(lambda: [ritz(1), ritz(2)]) == 0
 
 
 # --- dead units -----------------------------------------------------------------------------
 
 
 def test_dead_unit_fraction_counts_units_off_on_every_example():
-    params, x, _ = wider_problem("relu")
+    params, x, _ = wider_problem(mlp.RELU)
 
     def reference(p):  # z ≤ 0 on every row, counted in NumPy
-        zs, _ = mlp.forward(p, x, hidden="relu")
+        zs, _ = mlp.forward(p, x, activation=mlp.RELU)
         return [float(np.mean(np.all(np.asarray(z) <= 0, axis=0))) for z in zs[:-1]]
 
     before = diagnostics.dead_unit_fraction(params, x)
@@ -235,7 +254,7 @@ def test_dead_unit_fraction_counts_units_off_on_every_example():
     np.testing.assert_allclose(after, reference(killed))
     assert float(before[0]) == 0.0 and float(after[0]) == pytest.approx(0.3)
     assert float(after[1]) == pytest.approx(float(before[1]) + 1 / 8)
-    assert diagnostics.dead_unit_fraction(params, x, hidden="tanh").tolist() == [0.0, 0.0]
+    assert diagnostics.dead_unit_fraction(params, x, activation=mlp.TANH).tolist() == [0.0, 0.0]
 
 
 # --- the training probe -------------------------------------------------------------------
@@ -263,9 +282,10 @@ def test_curvature_probe_measures_what_the_functions_measure():
 def test_fit_records_the_probe_every_k_epochs():
     with jax.enable_x64(False):
         x, y = small_classification()
-        params = mlp.init(jax.random.key(1), [12, 10, 8, 4])
+        model = mlp.model([12, 10, 8, 4])
+        params = model.init(jax.random.key(1))
         probe = diagnostics.curvature_probe(x[:32], y[:32], iterations=12, key=jax.random.key(2))
-        result = engine.fit(params, train.make_optimizer("momentum", learning_rate=0.05), (x, y), epochs=5,
+        result = engine.fit(model, params, train.make_optimizer("momentum", learning_rate=0.05), (x, y), epochs=5,
                             batch_size=16, probe=probe, probe_every=2, log=None)
         history = result.history
         assert history.probe_epoch == [2.0, 4.0, 5.0]  # every 2nd epoch and after the last
@@ -279,3 +299,30 @@ def test_curvature_probe_rejects_a_batch_of_one():
     x, y = small_classification()
     with pytest.raises(ValueError, match="at least 2 examples, got shape \\(1, 12\\)"):
         diagnostics.curvature_probe(x[:1], y[:1], key=jax.random.key(0))
+
+
+# --- the options are values ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", ["per_example_grads", "manual_per_example_grads", "per_example_grad_norms",
+                                      "gradient_noise_scale"])
+def test_diagnostics_refuse_names_where_values_belong(function):
+    """``activation=`` takes an mlp.Activation and ``loss=`` a losses.Loss (static jit arguments);
+    the old names are a TypeError, not a silently new program."""
+    params, x, y = problem(mlp.TANH, 1, losses.SOFTMAX_CROSS_ENTROPY)
+    with pytest.raises(TypeError, match=r"activation must be an mlp\.Activation"):
+        getattr(diagnostics, function)(params, x, y, activation="tanh")
+    with pytest.raises(TypeError, match=r"loss must be a losses\.Loss"):
+        getattr(diagnostics, function)(params, x, y, activation=mlp.TANH, loss="softmax_cross_entropy")
+    with pytest.raises(TypeError, match="hidden"):
+        getattr(diagnostics, function)(params, x, y, hidden="tanh")
+
+
+def test_curvature_probe_and_dead_units_refuse_names():
+    x, y = small_classification()
+    with pytest.raises(TypeError, match=r"loss=losses\.<LOSS> and activation=mlp\.<ACTIVATION> values"):
+        diagnostics.curvature_probe(x[:8], y[:8], loss="mse", key=jax.random.key(0))
+    with pytest.raises(TypeError, match=r"loss=losses\.<LOSS> and activation=mlp\.<ACTIVATION> values"):
+        diagnostics.curvature_probe(x[:8], y[:8], activation="relu", key=jax.random.key(0))
+    with pytest.raises(TypeError, match=r"activation must be an mlp\.Activation"):
+        diagnostics.dead_unit_fraction(mlp.init(jax.random.key(0), [12, 4, 4]), x, activation="relu")

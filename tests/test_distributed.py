@@ -32,8 +32,8 @@ def reference(members: int) -> dict:
     """The sweep on this process's single CPU device, in float64."""
     with jax.enable_x64(True):
         kwargs = sweep_kwargs(members)
-        result = engine.sweep(kwargs.pop("init"), kwargs.pop("optimizer"), kwargs.pop("train_data"), devices=jax.devices()[:1],
-                              **kwargs)
+        result = engine.sweep(kwargs.pop("model"), kwargs.pop("optimizer"), kwargs.pop("train_data"),
+                              devices=jax.devices()[:1], **kwargs)
         return {"histories": histories_json(result.histories), "params": [np.asarray(leaf) for leaf in jax.tree.leaves(result.params)]}
 
 

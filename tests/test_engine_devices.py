@@ -54,13 +54,13 @@ def worker(tmp_path, mode: str, env: dict, *args: str) -> dict:
     ({"JAX_PLATFORMS": "cpu"}, 4, 4),
 ])
 def test_the_host_device_count_rule(environ, cpus, expected):
-    assert jaxnet._host_device_count(environ, cpus) == expected
+    assert jaxnet.devices.host_device_count(environ, cpus) == expected
 
 
 @pytest.mark.parametrize("setting", ["0", "two", "-3"])
 def test_a_bad_host_device_setting_is_refused(setting):
     with pytest.raises(ValueError, match="JAXNET_HOST_DEVICES must be a positive integer"):
-        jaxnet._host_device_count({"JAXNET_HOST_DEVICES": setting}, 8)
+        jaxnet.devices.host_device_count({"JAXNET_HOST_DEVICES": setting}, 8)
 
 
 def test_importing_jaxnet_makes_one_cpu_device_per_core(tmp_path):

@@ -51,7 +51,8 @@ def toy_run(config: ToyConfig, study: lib.Study) -> dict[str, Any]:
 
     def fit(**options):
         TRAINED.append(config.epochs)
-        result = engine.fit(mlp.init(jax.random.PRNGKey(config.seed), [12, *config.widths, 2]),
+        model = mlp.model([12, *config.widths, 2])
+        result = engine.fit(model, model.init(jax.random.PRNGKey(config.seed)),
                             train.make_optimizer("sgd", learning_rate=config.learning_rate), (x, y),
                             epochs=config.epochs, batch_size=32, val=(x, y), seed=config.seed, **options)
         return [lib.run_record("toy", {"epochs": config.epochs}, result.history.to_dict(),
@@ -285,3 +286,312 @@ def test_run_all_survives_a_failing_study_and_merges_the_index(tmp_path, capsys)
                      studies={"bad": bad, "good": good, "missing": None})
     statuses = {e["name"]: e["status"] for e in json.loads((tmp_path / "index.json").read_text())["studies"]}
     assert statuses == {"bad": "failed", "good": "ok", "missing": "skipped"}
+
+
+def test_the_main_job_is_run_all_restricted_to_the_headline_studies(tmp_path, capsys):
+    """``experiments.main`` (``make run``) is ``experiments.all``'s code with the headline default."""
+    from experiments import main as main_job
+
+    ran = []
+
+    def study(name):
+        def run(argv):
+            ran.append(name)
+            return toy_main(argv)
+        return run
+
+    studies = {name: study(name) for name in ("overfitting", "other", "regularization")}
+    assert main_job.HEADLINE == all_studies.HEADLINE == ("overfitting", "regularization")
+    assert all_studies.main(["--out", str(tmp_path), "--quick", "--quiet"], studies=studies, headline=True) == 0
+    assert ran == ["overfitting", "regularization"]
+    out = capsys.readouterr().out
+    assert f"reports:\n  {tmp_path / 'overfitting' / 'report.md'}\n  {tmp_path / 'regularization' / 'report.md'}" in out
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["command"] == f"python -m experiments.main --out {tmp_path} --quick --quiet"
+    ran.clear()
+    all_studies.main(["--out", str(tmp_path), "--quick", "--quiet", "--all"], studies=studies, headline=True)
+    assert ran == ["overfitting", "other", "regularization"]
+    ran.clear()
+    all_studies.main(["--out", str(tmp_path), "--quick", "--quiet", "--only", "other"], studies=studies, headline=True)
+    assert ran == ["other"]
+    with pytest.raises(SystemExit) as exit_:  # --all is the main job's flag, not run-all's
+        all_studies.main(["--out", str(tmp_path), "--all"], studies=studies)
+    assert exit_.value.code == 2 and "--all" in capsys.readouterr().err
+
+
+def test_python_m_experiments_is_the_jaxnet_command(capsys):
+    from experiments import __main__ as entry
+    from experiments import cli
+
+    assert entry.main([]) == 0 and capsys.readouterr().out.strip() == cli.listing()  # alone: jaxnet list
+    assert entry.main(["list"]) == 0 and capsys.readouterr().out.strip() == cli.listing()
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["frob"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: unknown command 'frob' — ")
+
+
+# ---------------------------------------------------------------- issue 18: no lost work, schema, resume, check
+def two_program_run(config: ToyConfig, study: lib.Study) -> dict[str, Any]:
+    """Two programs of one run each; by MODE, the second fails ("fail"), reuses the first's name
+    ("clash") or records an accuracy out of range ("accuracy")."""
+    runs = []
+    for program in ("one", "two"):
+        name = "one" if program == "two" and MODE.get("clash") else program
+
+        def fit(**options):
+            if program == "two" and MODE.get("fail"):
+                raise RuntimeError("the second program broke")
+            TRAINED.append(program)
+            accuracy = MODE.get("accuracy", 0.69) if program == "two" else 0.69
+            record = lib.run_record(name, {}, HISTORY, {**FINAL, "test_accuracy": accuracy},
+                                    seconds=0.1, diverged=False)
+            return [record]
+        runs += study.train(program, [name], fit, label=program, epochs=1, checkpoints=False)
+    return {"runs": runs, "headline": ("val accuracy", runs[0]["final"]["val_accuracy"])}
+
+
+MODE: dict[str, Any] = {}
+
+
+def two_main(argv):
+    return lib.main("toy", ToyConfig, two_program_run, toy_report, argv, datasets=())
+
+
+@pytest.mark.parametrize("mode, status, message", [
+    ({"fail": True}, 1, "RuntimeError: the second program broke"),
+    ({"clash": True}, 2, "two runs would both be named 'one' (program 'two')"),
+    ({"accuracy": 1.7}, 1, "final test_accuracy = 1.7 is not in [0, 1]"),
+])
+def test_a_later_failure_keeps_the_finished_program(tmp_path, capsys, mode, status, message):
+    """Nothing finished is discarded: the first program's run is in results.json (complete:
+    false) when the second fails, repeats a name (refused before it trains) or breaks the schema
+    (refused as soon as it is made)."""
+    TRAINED.clear()
+    MODE.clear()
+    MODE.update(mode)
+    out = tmp_path / "toy"
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            two_main(["--out", str(out), "--quiet"])
+    finally:
+        MODE.clear()
+    err = capsys.readouterr().err
+    assert exit_.value.code == status and message in err and err.count("\n") == 1, err
+    kept = json.loads((out / "results.json").read_text())
+    assert kept["complete"] is False and [r["name"] for r in kept["runs"]] == ["one"]
+    if mode.get("clash"):
+        assert TRAINED == ["one"]  # the clashing program never trained
+    again = two_main(["--out", str(out), "--quiet", "--resume"])  # reuses "one", trains "two"
+    assert [r["name"] for r in again["runs"]] == ["one", "two"] and TRAINED.count("one") == 1
+
+
+def test_a_name_collision_the_study_can_foresee_is_refused_before_anything_is_created(tmp_path, capsys):
+    out = tmp_path / "toy"
+    with pytest.raises(SystemExit) as exit_:
+        lib.main("toy", ToyConfig, toy_run, toy_report, ["--out", str(out)], datasets=(),
+                 run_names=lambda config: ["a", "b", "a"])
+    assert exit_.value.code == 2 and "two runs would both be named 'a'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.fixture
+def finished(tmp_path):
+    out = tmp_path / "toy"
+    toy_main(["--out", str(out), "--quick", "--quiet"])
+    return out
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _edit(results, path, value=None, remove=False):
+    node = results
+    for key in path[:-1]:
+        node = node[key]
+    if remove:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+@pytest.mark.parametrize("path, value, remove, message", [
+    (["runs", 0, "final", "val_accuracy"], 1.7, False, "final val_accuracy = 1.7 is not in [0, 1]"),
+    (["runs", 0, "history", "val_accuracy", 0], 1.7, False, "history val_accuracy = 1.7 is not in [0, 1]"),
+    (["runs", 0, "final", "val_accuracy"], "0.7", False, "final val_accuracy = '0.7' is not a number"),
+    (["runs", 0, "history", "val_loss", 0], "x", False, "history 'val_loss' holds 'x'"),
+    (["runs", 0, "seconds"], "1.5", False, "seconds = '1.5'"),
+    (["config", "epochs"], "2", False, 'config epochs = "2" is not a whole number'),
+    (["config", "learning_rate"], True, False, "config learning_rate = true is not a number"),
+    (["quick"], "yes", False, 'quick = "yes" is not true or false'),
+    (["config_hash"], None, True, "missing key 'config_hash'"),
+    (["runs", 0, "final"], None, True, "missing key 'final'"),
+    (["runs", 0, "confusion"], [[1, 2], [3]], False, "confusion matrix is not square"),
+])
+def test_report_only_checks_the_schema_before_it_writes_anything(finished, capsys, path, value, remove, message):
+    results = json.loads((finished / "results.json").read_text())
+    _edit(results, path, value, remove)
+    (finished / "results.json").write_text(json.dumps(results))
+    before = _snapshot(finished)
+    with pytest.raises(SystemExit) as exit_:
+        toy_main(["--out", str(finished), "--report-only"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "does not follow the results schema" in err and message in err, err
+    assert _snapshot(finished) == before  # nothing written, nothing removed
+
+
+def test_an_incomplete_run_is_marked_at_the_top_of_its_report(finished):
+    assert "Incomplete run" not in (finished / "report.md").read_text()
+    results = json.loads((finished / "results.json").read_text())
+    (finished / "results.json").write_text(json.dumps({**results, "complete": False}))
+    toy_main(["--out", str(finished), "--report-only"])
+    lines = (finished / "report.md").read_text().splitlines()
+    assert lines[0] == "# Toy" and lines[2].startswith("> **Incomplete run.** `results.json` says `complete: false`")
+
+
+def test_resume_into_another_studys_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "worker"
+    out.mkdir()
+    other = {k: None for k in results_lib.REQUIRED_RESULTS_KEYS} | {"study": "worker", "runs": []}
+    (out / "results.json").write_text(json.dumps(other))
+    before = _snapshot(out)
+    for argv in (["--resume"], ["--report-only"]):
+        with pytest.raises(SystemExit) as exit_:
+            toy_main(["--out", str(out), "--quiet", *argv])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "is from study 'worker', not 'toy'" in err, err
+    assert _snapshot(out) == before
+
+
+def test_the_record_is_the_parsed_config_that_ran(tmp_path):
+    seen = []
+
+    def run(config, study):
+        seen.append(config)
+        return toy_run(config, study)
+
+    (tmp_path / "setup.toml").write_text("learning-rate = 1\nwidths = [3, 3]\n")
+    argv = ["--out", str(tmp_path / "toy"), "--quiet", "--config", str(tmp_path / "setup.toml"), "--epochs", "2"]
+    results = lib.main("toy", ToyConfig, run, toy_report, argv, datasets=())
+    (config,) = seen
+    assert config == config_lib.parse(ToyConfig, argv, prog="toy")
+    assert config.learning_rate == 1.0 and type(config.learning_rate) is float and config.widths == (3, 3)
+    assert results["config"] == lib.to_jsonable(dataclasses.asdict(config))
+    assert results["config_hash"] == config_lib.config_hash(config)
+    assert results_lib.config_problems(results["config"], ToyConfig) == []
+
+
+def test_resume_on_other_data_files_retrains(tmp_path, capsys):
+    """--gurmukhi (and --manual-dir) enter the hash: a resumed run on another data file does not
+    reuse the runs of the first."""
+    TRAINED.clear()
+    for name in ("a.npz", "b.npz"):
+        (tmp_path / name).write_bytes(name.encode())
+    out = str(tmp_path / "toy")
+    toy_main(["--out", out, "--epochs", "1", "--quiet", "--gurmukhi", str(tmp_path / "a.npz")])
+    toy_main(["--out", out, "--epochs", "1", "--gurmukhi", str(tmp_path / "a.npz"), "--resume"])
+    assert TRAINED == [1]  # the same data: reused
+    toy_main(["--out", out, "--epochs", "1", "--gurmukhi", str(tmp_path / "b.npz"), "--resume"])
+    changed = f'data.gurmukhi "{tmp_path / "a.npz"}" → "{tmp_path / "b.npz"}"'
+    assert len(TRAINED) > 1 and changed in capsys.readouterr().out
+
+
+def test_check_fails_a_quantity_outside_its_tolerance(tmp_path, capsys):
+    from experiments import check
+
+    q = check.Quantity(study="overfitting", quantity="test accuracy", tolerance=0.01, why="seeds")
+    assert check.judge(q, 0.975, 0.97) is None  # inside
+    assert check.judge(q, 0.98, 0.97) is None  # on the bound
+    assert check.judge(q, 0.95, 0.97) == "off by 0.02"  # outside
+    assert check.judge(q, float("nan"), 0.97) and check.judge(q, None, 0.97) == "quantity missing"
+    assert check.judge(q, "0.97", 0.97) and check.judge(q, True, 1) and check.judge(q, "a", "a") is None
+    # and the command fails on it: one quantity of a full run moved outside its tolerance
+    (first,) = [q for q in check.quantities() if q.study == "overfitting"][:1]
+    reference = check.load_reference()
+    expected = reference["values"][check.key(first)]
+    for value, status in ((expected, 0), (expected + 10 * first.tolerance + 1, 1)):
+        results = {"study": "overfitting", "quick": False, "runs": []}
+        node, keys = results, (first.keys or first.path.split("."))
+        if first.run is not None:
+            results["runs"] = [{"name": first.run}]
+            node = results["runs"][0]
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+        (tmp_path / "overfitting").mkdir(exist_ok=True)
+        (tmp_path / "overfitting" / "results.json").write_text(json.dumps(results))
+        rows = [r for r in check.compare(tmp_path, reference) if r["quantity"] == first]
+        assert rows[0]["ok"] is (status == 0), rows
+
+
+def test_run_all_stops_at_ctrl_c_and_keeps_the_index(tmp_path, capsys):
+    ran = []
+
+    def first(argv):
+        ran.append("first")
+        return toy_main(argv)
+
+    def stopped(argv):
+        ran.append("stopped")
+        raise SystemExit(130)  # what a study does after Ctrl-C (it printed its line)
+
+    def never(argv):
+        ran.append("never")
+
+    with pytest.raises(SystemExit) as exit_:
+        all_studies.main(["--out", str(tmp_path), "--quick", "--quiet"],
+                         studies={"first": first, "stopped": stopped, "never": never})
+    assert exit_.value.code == 130 and ran == ["first", "stopped"]
+    statuses = {e["name"]: e["status"] for e in json.loads((tmp_path / "index.json").read_text())["studies"]}
+    assert statuses == {"first": "ok", "stopped": "interrupted"}
+
+
+def test_check_and_run_all_refuse_bad_options_in_one_line(tmp_path, capsys):
+    from experiments import check
+
+    for main, argv, message in (
+            (check.main, ["--bogus"], "Unrecognized options: --bogus"),
+            (check.main, [str(tmp_path / "nowhere")], "is not a folder"),
+            (all_studies.main, ["--out", str(tmp_path / "runs"), "--manual-dir", str(tmp_path / "none")],
+             "--manual-dir"),
+            (all_studies.main, ["--out", str(tmp_path / "runs"), "--only", "a", "a"], "--only: \"a\" twice")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_preflight_check_refuses_before_anything_is_created(tmp_path, capsys):
+    """``lib.main(..., preflight=)``: the study's checks that need the data run before the
+    output folder exists or "writing to" is printed."""
+    def preflight(config, study):
+        raise lib.UsageError(f"--epochs {config.epochs} is more than the data allows", "use fewer")
+
+    out = tmp_path / "toy"
+    with pytest.raises(SystemExit) as exit_:
+        lib.main("toy", ToyConfig, toy_run, toy_report, ["--out", str(out)], datasets=(), preflight=preflight)
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and "--epochs 3 is more than the data allows — use fewer" in captured.err
+    assert "writing to" not in captured.out and not out.exists()
+
+
+def test_a_list_field_may_declare_that_it_can_be_empty():
+    @dataclasses.dataclass(frozen=True)
+    class Widths(lib.StudyConfig):
+        hidden: tuple[int, ...] = dataclasses.field(default=(8,), metadata={"empty": True})
+        """hidden widths (none: softmax regression)"""
+        grid: tuple[float, ...] = (0.1,)
+        """a grid"""
+
+    assert config_lib.parse(Widths, ["--hidden"], prog="w").hidden == ()
+    with pytest.raises(lib.UsageError, match="--grid: is empty"):
+        config_lib.parse(Widths, ["--grid"], prog="w")
+
+
+def test_a_program_can_checkpoint_every_few_epochs(tmp_path):
+    study = lib.Study("toy", ToyConfig(), tmp_path, [], {})
+    assert "checkpoint_every" not in study.engine_options("p", label="p", epochs=4)
+    every = study.engine_options("p", label="p", epochs=40, checkpoints=10)
+    assert every["checkpoint_every"] == 10 and every["checkpoint_dir"] == tmp_path / "checkpoints" / "p"
+    assert "checkpoint_dir" not in study.engine_options("p", label="p", epochs=4, checkpoints=False)

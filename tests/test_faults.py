@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnet import engine, mlp, train
+from jaxnet import engine, evaluate, mlp, train
 
 FEATURES, CLASSES, N = 5, 3, 64
 
@@ -19,8 +19,7 @@ def data():
     return x, (np.arange(N) % CLASSES).astype(np.int32)
 
 
-def init(key):
-    return mlp.init(key, [FEATURES, 4, CLASSES])
+MODEL = mlp.model([FEATURES, 4, CLASSES], activation=mlp.RELU)
 
 
 OPTIMIZER = train.make_optimizer("sgd", learning_rate=0.1)
@@ -30,14 +29,15 @@ QUICK = dict(epochs=1, batch_size=16)
 def fit(data, **kwargs):
     lines = []
     try:
-        return engine.fit(init(jax.random.PRNGKey(0)), OPTIMIZER, data, log=lines.append, **(QUICK | kwargs))
+        return engine.fit(MODEL, MODEL.init(jax.random.PRNGKey(0)), OPTIMIZER, data, log=lines.append,
+                          **(QUICK | kwargs))
     except ValueError:
         assert not lines, "the check must come before any training"
         raise
 
 
 def sweep(data, **kwargs):
-    return engine.sweep(init, OPTIMIZER, data, log=None, **(QUICK | kwargs))
+    return engine.sweep(MODEL, OPTIMIZER, data, log=None, **(QUICK | kwargs))
 
 
 def with_nonfinite(x, count=2):
@@ -98,8 +98,8 @@ def test_integer_inputs_need_no_finiteness_check(data):
 
 def test_a_real_divergence_is_still_reported_as_one(data):
     """Finite data with a huge learning rate: a divergence, not a data error."""
-    history = engine.fit(init(jax.random.PRNGKey(0)), train.make_optimizer("sgd", learning_rate=1e30), data,
-                         log=None, epochs=2, batch_size=16).history
+    history = engine.fit(MODEL, MODEL.init(jax.random.PRNGKey(0)), train.make_optimizer("sgd", learning_rate=1e30),
+                         data, log=None, epochs=2, batch_size=16).history
     assert history.diverged
 
 
@@ -140,13 +140,13 @@ def test_members_of_different_shapes_get_a_clear_message(data):
 
     with pytest.raises(ValueError, match=r"member 1's parameter \[0\]\['b'\] is float32\[5\] but member 0's is "
                                          r"float32\[4\]; every member of a sweep needs the same architecture"):
-        engine.sweep(mixed, OPTIMIZER, data, init_seed=[0, 1], log=None, **QUICK)
+        engine.sweep(MODEL._replace(init=mixed), OPTIMIZER, data, init_seed=[0, 1], log=None, **QUICK)
 
     def deeper(key):
         return mlp.init(key, [FEATURES] + [4] * (1 + int(key[1]) % 2) + [CLASSES])
 
     with pytest.raises(ValueError, match="member 1's parameters have a different structure from member 0's"):
-        engine.sweep(deeper, OPTIMIZER, data, init_seed=[0, 1], log=None, **QUICK)
+        engine.sweep(MODEL._replace(init=deeper), OPTIMIZER, data, init_seed=[0, 1], log=None, **QUICK)
 
 
 # --- hyperparameters -------------------------------------------------------------------------------
@@ -159,15 +159,31 @@ def test_a_nonfinite_member_learning_rate_is_refused(data, value):
 
 
 def test_a_nonfinite_injected_hyperparameter_is_refused_by_fit(data):
-    params = init(jax.random.PRNGKey(0))
-    state = train.set_hyperparams(OPTIMIZER.init(params), l2=float("nan"))
-    with pytest.raises(ValueError, match="l2 must be a finite number, got nan"):
-        engine.fit(params, OPTIMIZER, data, opt_state=state, log=None, **QUICK)
+    params = MODEL.init(jax.random.PRNGKey(0))
+    state = train.set_hyperparams(OPTIMIZER.init(params), learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="learning_rate must be a finite number, got nan"):
+        engine.fit(MODEL, params, OPTIMIZER, data, opt_state=state, log=None, **QUICK)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_nonfinite_lambda_is_refused(data, value):
+    # λ is its own setting now (no longer in the optimizer state): fit(l2=…) and sweep(l2=[…]) check it
+    with pytest.raises(ValueError, match=rf"l2 must be a finite number, got {value}"):
+        fit(data, l2=value)
+    with pytest.raises(ValueError, match=rf"l2 \(member 1\) must be a finite number, got {value}"):
+        sweep(data, l2=[0.1, value])
+
+
+def test_a_negative_lambda_is_refused(data):
+    with pytest.raises(ValueError, match=r"l2 \(λ\) must be non-negative, got -0.1"):
+        fit(data, l2=-0.1)
+    with pytest.raises(ValueError, match=r"l2 \(λ\) \(member 0\) must be non-negative"):
+        sweep(data, l2=[-0.1, 0.1])
 
 
 def test_evaluate_classifier_refuses_out_of_range_labels(data):
     x, y = data
-    params = init(jax.random.PRNGKey(0))
-    assert 0 <= engine.evaluate_classifier(params, data)["accuracy"] <= 1
+    params = MODEL.init(jax.random.PRNGKey(0))
+    assert 0 <= evaluate.classifier(MODEL, params, data)["accuracy"] <= 1
     with pytest.raises(ValueError, match=rf"the evaluation set: labels must lie in \[0, {CLASSES}\)"):
-        engine.evaluate_classifier(params, (x, y + 1))
+        evaluate.classifier(MODEL, params, (x, y + 1))

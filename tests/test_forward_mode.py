@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxnet import backprop
+from jaxnet import backprop, losses, mlp
 from test_backprop import (  # noqa: F401 (float64: autouse x64)
     ACTIVATIONS, DEPTHS, GRID, GRID_IDS, LAMBDAS, LOSSES, float64, problem, total_loss)
 
 DIRECTIONS = 3
 
 
-def _default(hidden, depth, loss, lam) -> bool:
+def _default(activation, depth, loss, lam) -> bool:
     """Every activation × depth × loss runs by default, with one λ chosen in a checkerboard
     (both λ for every activation, depth and loss); the other 54 cells with `-m slow`."""
-    parity = ACTIVATIONS.index(hidden) + DEPTHS.index(depth) + LOSSES.index(loss)
+    parity = ACTIVATIONS.index(activation) + DEPTHS.index(depth) + LOSSES.index(loss)
     return lam == LAMBDAS[parity % 2]
 
 
@@ -33,13 +33,13 @@ CELLS = [pytest.param(*cell, id=name, marks=() if _default(*cell) else pytest.ma
          for cell, name in zip(GRID, GRID_IDS)]
 
 
-@pytest.mark.parametrize("hidden, depth, loss, lam", CELLS)
-def test_jvp_equals_hand_gradient_dot_direction(hidden, depth, loss, lam):
-    params, x, y = problem(hidden, depth, loss)
-    manual = ravel_pytree(backprop.grads(params, x, y, hidden=hidden, loss=loss, l2=lam))[0]
+@pytest.mark.parametrize("activation, depth, loss, lam", CELLS)
+def test_jvp_equals_hand_gradient_dot_direction(activation, depth, loss, lam):
+    params, x, y = problem(activation, depth, loss)
+    manual = ravel_pytree(backprop.grads(params, x, y, activation=activation, loss=loss, l2=lam))[0]
 
     def f(p):
-        return total_loss(p, x, y, hidden=hidden, loss=loss, lam=lam)
+        return total_loss(p, x, y, activation=activation, loss=loss, lam=lam)
 
     flat, unravel = ravel_pytree(params)
     directions = jax.random.normal(jax.random.key(depth), (DIRECTIONS, flat.size), flat.dtype)
@@ -54,13 +54,13 @@ def test_jvp_equals_hand_gradient_dot_direction(hidden, depth, loss, lam):
 
 def test_forward_mode_catches_a_wrong_gradient():
     """The check has teeth: a hand gradient off by 1e-6 (relative) in one entry fails it."""
-    params, x, y = problem("tanh", 1, "softmax_cross_entropy")
-    manual = ravel_pytree(backprop.grads(params, x, y, hidden="tanh"))[0]
+    params, x, y = problem(mlp.TANH, 1, losses.SOFTMAX_CROSS_ENTROPY)
+    manual = ravel_pytree(backprop.grads(params, x, y, activation=mlp.TANH))[0]
     wrong = manual.at[jnp.argmax(jnp.abs(manual))].multiply(1 + 1e-6)
     flat, unravel = ravel_pytree(params)
     v = jax.random.normal(jax.random.key(0), flat.shape, flat.dtype)
     _, directional = jax.jvp(
-        lambda p: total_loss(p, x, y, hidden="tanh", loss="softmax_cross_entropy", lam=0.0),
+        lambda p: total_loss(p, x, y, activation=mlp.TANH, loss=losses.SOFTMAX_CROSS_ENTROPY, lam=0.0),
         (params,), (unravel(v),),
     )
     assert abs(float(directional - jnp.dot(wrong, v))) / float(jnp.sum(jnp.abs(wrong * v))) > 1e-12

@@ -8,13 +8,14 @@ import pytest
 
 from jaxnet import engine, train
 from jaxnet.history import History
-from test_engine import small_net, teacher
+from test_engine import small_model, small_net, teacher
 
 
 @pytest.fixture(scope="module")
 def history():
-    return engine.fit(small_net(), train.make_optimizer("sgd", learning_rate=0.1), teacher(160), epochs=2,
-                      batch_size=16, val=teacher(80, seed=1), patience=5, evals_per_epoch=2, log=None).history
+    return engine.fit(small_model(), small_net(), train.make_optimizer("sgd", learning_rate=0.1), teacher(160),
+                      epochs=2, batch_size=16, val=teacher(80, seed=1), patience=5, evals_per_epoch=2,
+                      log=None).history
 
 
 def test_a_trained_history_survives_a_json_round_trip(history):

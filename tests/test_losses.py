@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet import backprop, losses
+from jaxnet import losses
 
 B, K = 4, 3
 # Small, hand-picked float64 inputs: moderate logits, so the naive formulas are accurate.
@@ -119,22 +119,96 @@ def test_mse_is_twice_optax_l2_loss(x64):
 @pytest.mark.parametrize("name", ["softmax_cross_entropy", "sigmoid_cross_entropy", "nll", "mse", "kl_divergence"])
 def test_integer_labels_and_one_hot_targets_give_the_same_loss(x64, name):
     z = f64(LOGITS)
-    by_labels = losses.loss_from_logits(name, z, jnp.asarray(LABELS))
-    by_onehot = losses.loss_from_logits(name, z, f64(ONEHOT))
+    loss = losses.get(name)
+    by_labels = loss(z, jnp.asarray(LABELS))
+    by_onehot = loss(z, f64(ONEHOT))
     np.testing.assert_allclose(by_labels, by_onehot, rtol=1e-12)
 
 
-def test_objective_puts_mse_on_the_softmax_probabilities(x64):
+def test_the_mse_value_puts_mse_on_the_softmax_probabilities(x64):
     z = f64(LOGITS)
     expected = np.mean(np.sum((np_softmax(LOGITS) - ONEHOT) ** 2, axis=1))
-    np.testing.assert_allclose(losses.loss_from_logits("mse", z, jnp.asarray(LABELS)), expected, rtol=1e-12)
+    np.testing.assert_allclose(losses.MSE(z, jnp.asarray(LABELS)), expected, rtol=1e-12)
+    np.testing.assert_allclose(losses.MSE.fn(z, f64(ONEHOT)), expected, rtol=1e-12)
 
 
-def test_loss_from_logits_works_under_jit_with_closed_over_labels():
+def test_a_loss_value_works_under_jit_with_closed_over_labels():
     """Regression: the label-range check used to call int() on a traced jnp.min."""
     z, labels = jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS)
-    jitted = jax.jit(lambda logits: losses.loss_from_logits("nll", logits, labels))
-    np.testing.assert_allclose(jitted(z), losses.loss_from_logits("nll", z, labels), rtol=1e-6)
+    jitted = jax.jit(lambda logits: losses.NLL(logits, labels))
+    np.testing.assert_allclose(jitted(z), losses.NLL(z, labels), rtol=1e-6)
+
+
+# --- the Loss values: fn, delta and targets side by side --------------------------------
+
+LOSS_NAMES = ["softmax_cross_entropy", "sigmoid_cross_entropy", "nll", "mse", "kl_divergence",
+              "binary_cross_entropy"]
+BINARY_LABELS = np.array([1, 0, 0, 1])
+BINARY_PROBABILITIES = np.array([0.9, 0.25, 0.0, 1.0])
+
+
+def test_losses_maps_each_name_to_its_value():
+    assert list(losses.LOSSES) == LOSS_NAMES
+    for name, loss in losses.LOSSES.items():
+        assert isinstance(loss, losses.Loss) and loss.name == name
+        assert losses.get(name) is loss
+        assert loss.binary == (name == "binary_cross_entropy")
+    assert [losses.SOFTMAX_CROSS_ENTROPY, losses.SIGMOID_CROSS_ENTROPY, losses.NLL, losses.MSE,
+            losses.KL_DIVERGENCE, losses.BINARY_CROSS_ENTROPY] == list(losses.LOSSES.values())
+
+
+def _delta_cases(name):
+    """(logits, targets as fn takes them) pairs for one loss: from integer labels and from
+    float targets (soft, multi-label, unnormalised or probabilities), in float64."""
+    loss = losses.get(name)
+    if name == "binary_cross_entropy":
+        z = f64(LOGITS[:, :1])
+        return [(z, loss.targets(jnp.asarray(BINARY_LABELS), 1, jnp.float64)),
+                (z, loss.targets(f64(BINARY_PROBABILITIES), 1, jnp.float64))]
+    z = f64(LOGITS)
+    cases = [(z, loss.targets(jnp.asarray(LABELS), K, jnp.float64))]
+    if name != "nll":  # nll takes integer labels only
+        floats = {"softmax_cross_entropy": SOFT, "mse": SOFT, "sigmoid_cross_entropy": MULTI,
+                  "kl_divergence": 2.0 * SOFT}[name]  # KL: unnormalised targets show the Σₖtₖ factor
+        cases.append((z, loss.targets(f64(floats), K, jnp.float64)))
+    return cases
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_each_loss_delta_equals_jax_grad_of_its_fn(x64, name):
+    """The hand-derived δᴴ = ∂fn/∂logits (1/B included) that backprop uses is the gradient of
+    the very function the loss value applies, for every loss, in float64."""
+    loss = losses.get(name)
+    for z, t in _delta_cases(name):
+        assert jnp.issubdtype(t.dtype, jnp.integer) if name == "nll" else t.dtype == jnp.float64
+        autodiff = jax.grad(loss.fn)(z, t)
+        manual = loss.delta(z, t)
+        assert manual.shape == z.shape and manual.dtype == jnp.float64
+        np.testing.assert_allclose(manual, autodiff, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_calling_a_loss_applies_fn_to_its_targets(x64, name):
+    loss = losses.get(name)
+    if name == "binary_cross_entropy":
+        z, y = f64(LOGITS[:, :1]), jnp.asarray(BINARY_LABELS)
+    else:
+        z, y = f64(LOGITS), jnp.asarray(LABELS)
+    np.testing.assert_allclose(loss(z, y), loss.fn(z, loss.targets(y, z.shape[-1], z.dtype)), rtol=1e-14)
+
+
+def test_targets_of_each_kind():
+    labels = jnp.asarray(LABELS)
+    onehot = losses.SOFTMAX_CROSS_ENTROPY.targets(labels, K, jnp.float32)
+    np.testing.assert_array_equal(onehot, ONEHOT)
+    assert onehot.dtype == jnp.float32
+    np.testing.assert_array_equal(losses.SOFTMAX_CROSS_ENTROPY.targets(jnp.asarray(SOFT, jnp.float32), K,
+                                                                       jnp.float32), np.float32(SOFT))
+    np.testing.assert_array_equal(losses.NLL.targets(labels, K, jnp.float32), LABELS)
+    np.testing.assert_array_equal(losses.NLL.targets(jnp.asarray(ONEHOT, jnp.float32), K, jnp.float32), LABELS)
+    binary = losses.BINARY_CROSS_ENTROPY.targets(jnp.asarray(BINARY_LABELS)[:, None], 1, jnp.float32)
+    assert binary.shape == (B,) and binary.dtype == jnp.float32
+    np.testing.assert_array_equal(binary, BINARY_LABELS)
 
 
 # --- stability --------------------------------------------------------------------------
@@ -153,26 +227,27 @@ HUGE_TARGETS = {
 @pytest.mark.parametrize("name", sorted(HUGE_TARGETS))
 def test_huge_logits_give_finite_loss_and_gradients(name):
     y = HUGE_TARGETS[name]
-    value, grad = jax.value_and_grad(lambda z: losses.loss_from_logits(name, z, y))(HUGE)
+    loss = losses.get(name)
+    value, grad = jax.value_and_grad(lambda z: loss(z, y))(HUGE)
     assert jnp.isfinite(value) and value > 1.0  # confidently wrong: a large (mse ≤ 2), finite loss
     assert jnp.all(jnp.isfinite(grad))
-    targets = losses.targets(name, y, HUGE.shape[-1], HUGE.dtype)
-    assert jnp.all(jnp.isfinite(backprop.output_delta(name, HUGE, targets)))
+    targets = loss.targets(y, HUGE.shape[-1], HUGE.dtype)
+    assert jnp.all(jnp.isfinite(loss.delta(HUGE, targets)))
 
 
 def test_huge_logits_binary_cross_entropy_is_finite():
     z = jnp.array([[1e4], [-1e4]], jnp.float32)
     y = jnp.array([0, 1])
-    value, grad = jax.value_and_grad(lambda z: losses.loss_from_logits("binary_cross_entropy", z, y))(z)
+    value, grad = jax.value_and_grad(lambda z: losses.BINARY_CROSS_ENTROPY(z, y))(z)
     np.testing.assert_allclose(value, 1e4, rtol=1e-6)  # each example costs |z| = 1e4
     assert jnp.all(jnp.isfinite(grad))
-    assert jnp.all(jnp.isfinite(backprop.output_delta("binary_cross_entropy", z, y.astype(jnp.float32))))
+    assert jnp.all(jnp.isfinite(losses.BINARY_CROSS_ENTROPY.delta(z, y.astype(jnp.float32))))
 
 
 def test_huge_logits_cross_entropy_value_is_exact():
     """z = (1e4, −1e4), true class 1: −ln softmax(z)₁ = 2e4 (log-sum-exp, no overflow)."""
     z = jnp.array([[1e4, -1e4]], jnp.float32)
-    np.testing.assert_allclose(losses.loss_from_logits("softmax_cross_entropy", z, jnp.array([1])), 2e4, rtol=1e-6)
+    np.testing.assert_allclose(losses.SOFTMAX_CROSS_ENTROPY(z, jnp.array([1])), 2e4, rtol=1e-6)
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -180,39 +255,52 @@ def test_huge_logits_cross_entropy_value_is_exact():
 
 def test_unknown_loss_names_the_choices():
     with pytest.raises(ValueError, match=r"unknown loss 'hinge'; choose one of \['softmax_cross_entropy', 'sigmoid_cross_entropy', 'nll', 'mse', 'kl_divergence', 'binary_cross_entropy'\]"):
-        losses.objective("hinge")
+        losses.get("hinge")
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", None, losses.softmax_cross_entropy],
+                         ids=["name", "none", "plain-function"])
+def test_check_targets_refuses_what_is_not_a_loss_value(loss):
+    """The old string dispatch is gone: a name must go through losses.get first."""
+    with pytest.raises(TypeError, match=r"loss must be a losses\.Loss such as losses\.SOFTMAX_CROSS_ENTROPY"):
+        losses.check_targets(loss, (B, K), jnp.asarray(LABELS))
+
+
+@pytest.mark.parametrize("name", ["objective", "targets", "loss_from_logits", "check_loss"])
+def test_the_string_dispatch_functions_are_gone(name):
+    assert not hasattr(losses, name)
 
 
 @pytest.mark.parametrize("bad", [-1, K], ids=["negative", "equal-to-classes"])
 def test_labels_outside_the_classes_are_rejected(bad):
     labels = jnp.asarray(LABELS).at[0].set(bad)
     with pytest.raises(ValueError, match=rf"labels must lie in \[0, {K}\) for a network with {K} output"):
-        losses.loss_from_logits("softmax_cross_entropy", jnp.asarray(LOGITS, jnp.float32), labels)
+        losses.SOFTMAX_CROSS_ENTROPY(jnp.asarray(LOGITS, jnp.float32), labels)
 
 
 def test_binary_labels_outside_0_1_are_rejected():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        losses.loss_from_logits("binary_cross_entropy", jnp.zeros((3, 1)), jnp.array([0, 1, 2]))
+        losses.BINARY_CROSS_ENTROPY(jnp.zeros((3, 1)), jnp.array([0, 1, 2]))
 
 
 def test_target_rows_must_match_the_batch():
     with pytest.raises(ValueError, match=rf"y has {B - 1} rows but x has {B}"):
-        losses.loss_from_logits("nll", jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS[:-1]))
+        losses.NLL(jnp.asarray(LOGITS, jnp.float32), jnp.asarray(LABELS[:-1]))
 
 
 def test_float_targets_must_match_the_logits():
     with pytest.raises(ValueError, match=rf"float targets must have shape \({B}, {K}\).*got \({B}, {K + 1}\)"):
-        losses.loss_from_logits("mse", jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, K + 1)))
+        losses.MSE(jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, K + 1)))
 
 
 def test_integer_labels_must_be_one_dimensional():
     with pytest.raises(ValueError, match=rf"integer labels must have shape \({B},\)"):
-        losses.loss_from_logits("nll", jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, 2), jnp.int32))
+        losses.NLL(jnp.asarray(LOGITS, jnp.float32), jnp.zeros((B, 2), jnp.int32))
 
 
 def test_binary_cross_entropy_needs_one_output():
     with pytest.raises(ValueError, match=r"binary_cross_entropy needs a network with 1 output, this one has 3"):
-        losses.loss_from_logits("binary_cross_entropy", jnp.asarray(LOGITS, jnp.float32), jnp.asarray([0, 1, 1, 0]))
+        losses.BINARY_CROSS_ENTROPY(jnp.asarray(LOGITS, jnp.float32), jnp.asarray([0, 1, 1, 0]))
 
 
 # --- the losses called directly ---------------------------------------------------------------

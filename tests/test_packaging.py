@@ -73,6 +73,14 @@ def test_run_hands_the_options_to_the_study(capsys):
     assert capsys.readouterr().out.startswith("jaxnet ")
 
 
+def test_check_is_a_jaxnet_command(tmp_path, capsys):
+    # = python -m experiments.check RUNS: a folder without results is no reproduction (exit 1)
+    assert cli.main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("| Study | Quantity |") and "**FAIL** (no results.json)" in out
+    assert "\n0 of " in out and "quantities within tolerance" in out
+
+
 def _source_copy(destination: Path) -> Path:
     """The checkout without its virtual environment, build folders and outputs (a stale
     ``build/`` would otherwise leak into the wheel)."""

@@ -1,5 +1,5 @@
 """The architectures study: one shared --quick run (schema, config, figures, --report-only,
-computed prose, a CLI override) and the full run (slow)."""
+computed claims, a CLI override) and the full run (slow)."""
 import copy
 import dataclasses
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from experiments import architectures as study
 from experiments import lib
 from experiments.lib import config as config_lib
-from helpers import assert_report_only_rebuilds, report_figures
+from helpers import assert_claims_are_computed, assert_report_only_rebuilds, report_figures
 
 ARGV = ["--quick", "--quiet", "--architectures", "128", "128-64"]  # the override: two networks sharing a first layer
 
@@ -90,19 +90,14 @@ def _with(results: dict, accuracies: dict[str, list[float]]) -> dict:
     return altered
 
 
-def test_findings_follow_the_numbers(quick, tmp_path):
+def test_the_claims_are_computed(quick):
     _, _, results = quick
-    flat = _with(results, {"[128]": [0.95, 0.952, 0.951], "[128, 64]": [0.951, 0.950, 0.952]})
-    text = " ".join(study.findings(flat))
-    assert "**flat**" in text and "within the noise" in text
-    steep = _with(results, {"[128]": [0.90, 0.901, 0.90], "[128, 64]": [0.95, 0.951, 0.95]})
-    text = " ".join(study.findings(steep))
-    assert "**not flat**" in text and "higher by 0.050" in text
-    worse = _with(results, {"[128]": [0.95, 0.951, 0.95], "[128, 64]": [0.90, 0.901, 0.90]})
-    assert "lower by 0.050" in " ".join(study.findings(worse))
-    # the rendered report says it too
-    assert "**not flat**" in study.report(steep, tmp_path).markdown(tmp_path)
-    assert "One run's test accuracy moves" not in " ".join(study.findings(results))  # one epoch: no band
+    assert_claims_are_computed(study.claims, results)
+    # with three epochs there is a band (the noise): every claim is measured, the depth one against that margin
+    banded = _with(results, {"[128]": [0.90, 0.905, 0.90], "[128, 64]": [0.95, 0.951, 0.95]})
+    assert all(c.measured for c in study.claims(banded))
+    assert study.noise(banded["runs"]) in {c.margin for c in study.claims(banded)}
+    assert_claims_are_computed(study.claims, banded)
 
 
 def test_a_run_diverged_in_its_first_epoch_is_reported(quick, tmp_path):

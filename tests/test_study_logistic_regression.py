@@ -13,6 +13,8 @@ from experiments import lib
 from experiments import logistic_regression as study
 from jaxnet.history import History
 
+from helpers import assert_claims_are_computed
+
 FIGURES = {"curves.png", "weights.png", "stopping_epochs.png"}
 
 
@@ -65,47 +67,22 @@ def test_report_only_rebuilds_the_same_report(quick):
     assert all((out / png).exists() for png in FIGURES)
 
 
-def _stops(results: dict, stored: float, shuffled: list) -> dict:
-    altered = copy.deepcopy(results)
-    altered["runs"][0]["final"]["stopped_epoch"] = stored
-    for run, stop in zip(altered["runs"][1:], shuffled):
-        run["final"]["stopped_epoch"] = stop
-    return altered
-
-
-def _paragraph(markdown: str, start: str) -> str:
-    return next(p for p in markdown.split("\n\n") if p.startswith(start))
-
-
-def test_stopping_sentence_follows_the_stop_epochs(quick, tmp_path):
-    out, _ = quick
-    results = json.loads((out / "results.json").read_text())
-    original = study.report(copy.deepcopy(results), tmp_path / "a").markdown(tmp_path / "a")
-    assert "does not stop earlier than the stored order for any of the 5 seeds" in original  # 3 epochs: no stop
-    every = study.report(_stops(results, 2.8, [2.0, 2.2, 2.4, 2.6, 2.2]), tmp_path / "b").markdown(tmp_path / "b")
-    sentence = _paragraph(every, "Reshuffling")
-    assert "for every seed (5 of 5): the stored order stops at epoch 2.8, the shuffled runs at epochs 2.0–2.6" in sentence
-    assert "As reported, the shuffled run stops earlier." in every
-    # one seed stops later than the stored order: no longer "every seed"
-    some = study.report(_stops(results, 2.8, [2.0, 3.0, 2.4, 2.6, 2.2]), tmp_path / "c").markdown(tmp_path / "c")
-    assert "for 4 of 5 seeds" in _paragraph(some, "Reshuffling") and "for every seed" not in some
-    assert "holds for only some seeds" in some
-
-
-def test_plateau_and_sawtooth_are_measured(quick):
+def test_claims_are_computed(quick):
     _, results = quick
-    n = len(results["runs"][0]["history"]["epoch"])  # 15 checks: 3 epochs × 5
-    altered = _stops(results, 3.0, [2.0] * 5)
-    history = altered["runs"][0]["history"]
-    # a validation loss that keeps falling steadily is not called fragile
-    history["val_loss"] = list(np.linspace(1.0, 0.5, n))
-    assert "the minimum is still falling clearly" in study.plateau_sentence(altered)
-    # one that swings within every epoch while its minimum creeps down by 1e-6 an epoch is
-    history["val_loss"] = [v - 1e-6 * (i // 5) for i, v in enumerate([0.1, 0.2, 0.3, 0.2, 0.15] * 3)]
-    sentence = study.plateau_sentence(altered)
-    assert "falls only from" in sentence and "so the stopping point is fragile" in sentence
-    assert "swings by 0.200" in sentence
-    # the saw-tooth measure: 0 for a curve that repeats every epoch, large for one that does not
+    assert_claims_are_computed(study.claims, results)
+    # a longer run (12 epochs of checks) also states the saw-tooth claims
+    altered = copy.deepcopy(results)
+    rng = np.random.default_rng(0)
+    for run in altered["runs"]:
+        run["history"] = {"epoch": [(i + 1) / 5 for i in range(60)], "val_loss": list(rng.uniform(0.1, 0.2, 60)),
+                          "train_loss": [0.1 + 0.01 * (i % 5) for i in range(60)]}
+    sawtooth = lambda res: [c for c in study.claims(res) if "saw-tooth" in c.more]  # noqa: E731
+    assert [c.verdict for c in sawtooth(altered)] == ["a saw-tooth with a period of one epoch"] * 2
+    assert_claims_are_computed(sawtooth, altered)
+
+
+def test_sawtooth_measure():
+    # 0 for a curve that repeats every epoch, large for one that does not
     assert study.epoch_periodicity({"train_loss": [1.0, 0.9, 0.8, 0.7, 0.6] * 6}, 5) == pytest.approx(0.0)
     assert study.epoch_periodicity({"train_loss": list(np.random.default_rng(0).uniform(0.5, 1.0, 30))}, 5) > 0.5
 
@@ -115,7 +92,8 @@ def test_first_epoch_divergence_and_overrides(tmp_path, quick):
     _, results = quick
     empty = History(diverged=True, diverged_epoch=0.2)
     val = (np.zeros((4, 784), np.float32), np.array([0, 1, 0, 1], np.int32))
-    record = study.record("stored order", {}, empty, study.zeros_init(), val, 0.0, ["3", "2"])
+    record = study.record("stored order", {}, study.model(study.Config()), empty, study.zeros_init(), val, 0.0,
+                          ["3", "2"])
     assert record["diverged"] and record["diverged_epoch"] == 1 and record["final"]["stopped_epoch"] is None
     altered = copy.deepcopy(results)
     altered["runs"] = [{**record, "name": r["name"], "config": r["config"]} for r in results["runs"]]
@@ -156,4 +134,4 @@ def test_full(tmp_path):
     assert max(f["stopped_epoch"] for f in shuffled) < stored["stopped_epoch"]
     assert all(f["val_accuracy"] > 0.97 for f in shuffled)
     text = (out / "report.md").read_text()
-    assert "for every seed (5 of 5)" in text and "repeats a saw-tooth with a period of one epoch" in text
+    assert "**every reshuffled seed stops earlier**" in text and "**a saw-tooth with a period of one epoch**" in text

@@ -6,10 +6,11 @@ from experiments.lib import plots
 from experiments.lib.config import StudyConfig, config_hash
 from experiments.lib.errors import RunError, UsageError
 from experiments.lib.report import Report, fmt, fmt_epoch, format_seconds
-from experiments.lib.results import check_results, read_results, run_record, to_jsonable, write_json
+from experiments.lib.results import check_results, divergence, read_results, run_record, to_jsonable, write_json
 from experiments.lib.study import Study, main, write_report
 
 __all__ = [
-    "Report", "RunError", "Study", "StudyConfig", "UsageError", "check_results", "config_hash", "fmt", "fmt_epoch",
-    "format_seconds", "main", "plots", "read_results", "run_record", "to_jsonable", "write_json", "write_report",
+    "Report", "RunError", "Study", "StudyConfig", "UsageError", "check_results", "config_hash", "divergence", "fmt",
+    "fmt_epoch", "format_seconds", "main", "plots", "read_results", "run_record", "to_jsonable", "write_json",
+    "write_report",
 ]

@@ -2,7 +2,9 @@
 
 A second run on the same ``--out`` is refused while the first is alive (two writers would
 mix their files, last writer wins); the lock of a process that died (SIGKILL, a crash) is
-stale and is taken over with a one-line note.
+stale and is taken over with a one-line note. The lock is released however the block ends
+(an error, Ctrl-C, SIGTERM: :func:`experiments.lib.errors.guarded` turns SIGTERM into the same
+exception as Ctrl-C, so the ``with`` block unwinds).
 """
 from __future__ import annotations
 
@@ -46,8 +48,12 @@ class OutputLock:
                 print(f"note: taking over the stale lock {self.path} (pid {pid} is gone)", file=sys.stderr)
                 self.path.unlink(missing_ok=True)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except BaseException:  # a full disk (or Ctrl-C) while writing the pid: leave no empty lock behind
+                self.path.unlink(missing_ok=True)
+                raise
             return self
         raise RunError(f"could not take the lock {self.path}", "delete it if no run is using the folder")
 

@@ -17,6 +17,7 @@ so the members of a sweep can be compared side by side. View with
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -71,13 +72,14 @@ def metric_rows(results: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
 
 
 def write_metrics_csv(out: Path, results: Mapping[str, Any]) -> Path:
-    """Writes ``<out>/metrics.csv`` (columns :data:`CSV_COLUMNS`); returns its path."""
-    path = Path(out) / "metrics.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(metric_rows(results))
-    return path
+    """Writes ``<out>/metrics.csv`` (columns :data:`CSV_COLUMNS`) atomically; returns its path."""
+    from experiments.lib.results import write_text_atomic
+
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(metric_rows(results))
+    return write_text_atomic(Path(out) / "metrics.csv", text.getvalue())
 
 
 def run_folder(name: str) -> str:

@@ -5,8 +5,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxnet import data, engine
-from experiments.lib.results import run_record
+from jaxnet import data, evaluate, losses
+from jaxnet.mlp import Model
+from experiments.lib.results import divergence, run_record
 
 N_TRAIN_IMAGES = 60_000
 
@@ -36,8 +37,8 @@ def nielsen_split(study: Any, *, n_train: int = 50_000, n_val: int = 10_000) -> 
                  (xt, ds.y_test), tuple(ds.class_names))
 
 
-def classifier_record(name: str, config: dict[str, Any], params: Any, history: Any, test: tuple, *,
-                      hidden: str = "relu", loss: str = "softmax_cross_entropy", num_classes: int | None = None,
+def classifier_record(name: str, config: dict[str, Any], model: Model, params: Any, history: Any, test: tuple, *,
+                      loss: losses.Loss = losses.SOFTMAX_CROSS_ENTROPY, num_classes: int | None = None,
                       seconds: float | None = None, **extra_final: Any) -> dict[str, Any]:
     """One run for ``results.json`` from a trained classifier: the last check's train and
     validation numbers, the test set evaluated once on ``params``, the best validation
@@ -45,11 +46,12 @@ def classifier_record(name: str, config: dict[str, Any], params: Any, history: A
     validation loss, each named for what it is.
 
     Args:
+      model: the network ``params`` belong to (``mlp.model(...)``).
       history: the engine's :class:`~jaxnet.history.History` (possibly empty: a run that
         diverged in its first epoch has no finite check).
       seconds: training wall clock; default the history's last check (0 if it has none).
     """
-    ev = engine.evaluate_classifier(params, test, hidden=hidden, loss=loss, num_classes=num_classes)
+    ev = evaluate.classifier(model, params, test, loss=loss, num_classes=num_classes)
     val_acc = [a for a in history.val_accuracy if a is not None]
     best_acc = max(val_acc, default=None)
     best_acc_epoch = None if best_acc is None else history.epoch[list(history.val_accuracy).index(best_acc)]
@@ -63,5 +65,4 @@ def classifier_record(name: str, config: dict[str, Any], params: Any, history: A
     return run_record(name, config, history.to_dict(), final,
                       per_class={"recall": ev["per_class_recall"],
                                  "one_vs_rest_accuracy": ev["per_class_one_vs_rest_accuracy"]},
-                      confusion=ev["confusion_matrix"], seconds=seconds, diverged=history.diverged,
-                      diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)))
+                      confusion=ev["confusion_matrix"], seconds=seconds, **divergence(history))

@@ -6,13 +6,13 @@ Modes (``--progress``, a field of :class:`~experiments.lib.config.StudyConfig`):
   validation loss and accuracy; for a sweep its best and worst member), and in
   ``experiments.all`` an outer bar over the studies. Warnings and study lines are written
   above the bars (``tqdm.write``), so the bars stay whole.
-* ``lines``: the engine's one-line check summaries, at most one every
+* ``lines``: the engine's one-line check summaries (``jaxnet.engine.events.line``), at most one every
   :data:`LINE_EVERY_SECONDS` (the first, the last and every warning always).
 * ``none`` (or ``--quiet``): nothing.
 * ``auto`` (the default): ``bar`` when stdout is a terminal, else ``lines``.
 
-Everything here runs on the host between the engine's compiled segments (its ``log`` and
-``callback`` hooks, called after each check): nothing enters the compiled scan.
+Everything here runs on the host between the engine's compiled segments (a hook given the
+engine's structured events after each check): nothing enters the compiled scan.
 """
 from __future__ import annotations
 
@@ -154,8 +154,9 @@ def _finished(histories: Sequence[Any]) -> bool:
 
 
 def engine_hooks(config: Any, *, label: str, epochs: int, members: Sequence[str] | None = None,
-                 file: IO[str] | None = None) -> dict[str, Callable | None]:
-    """``log=`` and ``callback=`` for ``engine.fit`` / ``engine.sweep``.
+                 file: IO[str] | None = None) -> dict[str, Any]:
+    """``log=`` and ``hooks=`` for ``engine.fit`` / ``engine.sweep``: a subscriber to the
+    engine's structured events (:mod:`jaxnet.engine.events`), never a parser of its lines.
 
     Args:
       config: the study's config (its ``progress`` and ``quiet``).
@@ -164,20 +165,32 @@ def engine_hooks(config: Any, *, label: str, epochs: int, members: Sequence[str]
       members: names of a sweep's members for the bar's best / worst (default "member k").
       file: where the bar and lines go (default ``sys.stdout``; tests pass a ``StringIO``).
     Returns:
-      ``{"log": …, "callback": …}``. ``bar``: a tqdm bar (n = epochs done, postfix the newest
-      metrics), the engine's check lines dropped and its warnings written above the bar;
-      ``lines``: the check lines, at most one every :data:`LINE_EVERY_SECONDS` (the first and the
-      last always, a held-back line before any warning); ``none``: both None.
+      ``{"log": None, "hooks": [...]}``. ``bar``: a tqdm bar (n = epochs done, postfix the newest
+      metrics), notices (divergence, early stop, resume) written above the bar; ``lines``: the
+      check lines, at most one every :data:`LINE_EVERY_SECONDS` (the first and the last always, a
+      held-back line before any notice); ``none``: no hook.
     """
     kind = mode(config, file)
     if kind == "none":
-        return {"log": None, "callback": None}
-    if kind == "bar":
-        return _bar_hooks(label, epochs, members, file)
-    return _line_hooks(label, epochs, file)
+        return {"log": None, "hooks": []}
+    hook = _bar_hook(label, epochs, members, file) if kind == "bar" else _line_hook(label, epochs, file)
+    return {"log": None, "hooks": [hook]}
 
 
-def _line_hooks(label: str, epochs: int, file: IO[str] | None) -> dict[str, Callable | None]:
+def _notice(event: Any) -> bool | None:
+    """True for a notice (divergence, early stop, resume: shown whatever the throttle), False
+    for a check, None for an event this module does not know (ignored, so a newer engine's
+    events cannot break a study's progress)."""
+    from jaxnet.engine import events
+
+    if isinstance(event, events.Check):
+        return False
+    return True if isinstance(event, (events.Diverged, events.Stopped, events.Resumed)) else None
+
+
+def _line_hook(label: str, epochs: int, file: IO[str] | None) -> Callable[[Any], None]:
+    from jaxnet.engine import events
+
     state = {"last": -float("inf"), "pending": None}
 
     def flush() -> None:
@@ -185,13 +198,16 @@ def _line_hooks(label: str, epochs: int, file: IO[str] | None) -> dict[str, Call
             _emit(state["pending"], file)
             state["pending"] = None
 
-    def log(line: str) -> None:
-        text = f"[{label}] {line}"
-        if not line.lstrip().startswith("epoch "):  # a warning, "resumed", "stopped early": always
+    def hook(event: Any) -> None:
+        notice = _notice(event)
+        if notice is None:
+            return
+        text = f"[{label}] {events.line(event)}"
+        if notice:  # divergence, "resumed", "stopped early": always, after any held-back check line
             flush()
             _emit(text, file)
             return
-        final = line.lstrip().startswith(f"epoch {float(epochs):6.2f}/")
+        final = event.epoch >= epochs or _finished(event.histories)
         now = _clock()
         if final or now - state["last"] >= LINE_EVERY_SECONDS:
             state["last"], state["pending"] = now, None
@@ -199,16 +215,14 @@ def _line_hooks(label: str, epochs: int, file: IO[str] | None) -> dict[str, Call
         else:
             state["pending"] = text
 
-    def callback(epoch_value: float, histories: list[Any]) -> None:
-        if epoch_value >= epochs or _finished(histories):
-            flush()
-
-    return {"log": log, "callback": callback}
+    return hook
 
 
-def _bar_hooks(label: str, epochs: int, members: Sequence[str] | None,
-               file: IO[str] | None) -> dict[str, Callable | None]:
+def _bar_hook(label: str, epochs: int, members: Sequence[str] | None,
+              file: IO[str] | None) -> Callable[[Any], None]:
     from tqdm import tqdm
+
+    from jaxnet.engine import events
 
     close_bars()  # a new run: the previous run's bar, if still open, is over
     nested = bool(_outer)
@@ -222,27 +236,30 @@ def _bar_hooks(label: str, epochs: int, members: Sequence[str] | None,
             _bars.remove(bar)
             bar.close()
 
-    def log(line: str) -> None:
-        if line.lstrip().startswith("epoch "):
-            return  # the bar shows it
-        if bar in _bars:
-            tqdm.write(f"[{label}] {line}", file=_stream(file))
-        else:
-            _emit(f"[{label}] {line}", file)
-
-    def callback(epoch_value: float, histories: list[Any]) -> None:
+    def hook(event: Any) -> None:
+        notice = _notice(event)
+        if notice is None:
+            return
+        if notice:  # above the bar while it is live, a plain line after it closed
+            line = f"[{label}] {events.line(event)}"
+            if bar in _bars:
+                tqdm.write(line, file=_stream(file))
+            else:
+                _emit(line, file)
+            return
         if bar not in _bars:
             return
+        histories = event.histories
         if histories:
             bar.set_postfix_str(fit_postfix(histories[0]) if len(histories) == 1
                                 else sweep_postfix(histories, members), refresh=False)
-        bar.update(_epoch_count(epoch_value) - bar.n)
+        bar.update(_epoch_count(event.epoch) - bar.n)
         for outer in _outer:
             outer.refresh()
-        if epoch_value >= epochs or _finished(histories):
+        if event.epoch >= epochs or _finished(histories):
             close()
 
-    return {"log": log, "callback": callback}
+    return hook
 
 
 # ---------------------------------------------------------------- experiments.all

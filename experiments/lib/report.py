@@ -79,6 +79,18 @@ class Report:
         self.parts.append(text.strip())
         return self
 
+    def claims(self, claims: Iterable[Any], heading: str | None = "What the numbers say") -> Report:
+        """The study's outcome claims (:class:`experiments.lib.claims.Claim`), each rendered by
+        the one template, as a bulleted list under ``heading``."""
+        from experiments.lib.claims import sentence
+
+        lines = [f"- {sentence(claim)}" for claim in claims]
+        if lines:
+            if heading:
+                self.heading(heading)
+            self.parts.append("\n".join(lines))
+        return self
+
     def what_was_run(self, text: str) -> Report:
         """The "What was run" section: data, model, optimiser, epochs, what was varied."""
         return self.heading("What was run").text(text)
@@ -157,8 +169,13 @@ class Report:
         return "\n\n".join(blocks) + "\n"
 
     def write(self, out: str | Path) -> Path:
-        """Writes ``<out>/report.md``; returns its path."""
+        """Writes ``<out>/report.md`` and the same page as ``report.html`` (figures inline);
+        returns the Markdown file's path."""
+        from experiments.lib import html
+
         path = Path(out) / "report.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.markdown(out))
+        text = self.markdown(out)
+        path.write_text(text)
+        html.write(text, self.title, path.with_suffix(".html"))
         return path

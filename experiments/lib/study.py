@@ -14,28 +14,42 @@ A study module defines::
 :func:`main` parses and validates the config before anything is created, checks the data and
 the output folder, takes the folder's lock, runs, writes ``results.json`` (the resolved config
 and its hash included), ``metrics.csv``, optional TensorBoard files, then the report.
-``--report-only`` skips training and rebuilds the report from ``results.json``.
+``--report-only`` skips training and rebuilds the report from ``results.json``, after checking it
+against the schema.
+
+No finished work is lost: :meth:`Study.train` checks a program's run names before it trains and
+its records as soon as they are made, and saves every finished program into ``results.json``
+(``complete: false`` until the end), so a later failure, Ctrl-C or SIGTERM keeps them for
+``--resume``. A failed or stopped run ends in one line naming the file and the fix; its partial
+files (``*.tmp``, empty files, a half-drawn report) are removed, and an output folder it created
+and left empty is removed too.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import functools
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from experiments.lib import config as config_lib
-from experiments.lib.errors import RunError, UsageError, guarded
-from experiments.lib.lock import OutputLock
+from experiments.lib.errors import (RunError, UsageError, guarded, no_space, os_error_line, stop_status,
+                                    stop_word)
+from experiments.lib.lock import LOCK_NAME, OutputLock
 from experiments.lib.report import Report, format_seconds
-from experiments.lib.results import check_results, read_results, to_jsonable, write_results
+from experiments.lib.results import read_results, results_problems, run_problems, to_jsonable, write_results
 
 REPO = config_lib.REPO
 
@@ -94,28 +108,57 @@ class Study:
     environment: dict[str, Any]
     previous: dict[str, Any] | None = None
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    finished: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """every run record trained or reused so far, in order (what :meth:`train` saves)"""
+    loaded: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
+    """the datasets read so far (:meth:`load`)"""
 
     @property
     def quick(self) -> bool:
         return bool(self.config.quick)
 
-    @property
+    @functools.cached_property
+    def data(self) -> dict[str, Any]:
+        """The data this run reads (:func:`~experiments.lib.config.data_record`), fixed at the start."""
+        return config_lib.data_record(self.config)
+
+    @functools.cached_property
     def config_hash(self) -> str:
-        return config_lib.config_hash(self.config)
+        return config_lib.hash_of({**config_lib.science(self.config), "data": self.data})
 
     @property
     def data_paths(self) -> dict[str, Path | None]:
         return config_lib.data_paths(self.config)
 
     def load(self, dataset: str, **kwargs: Any) -> Any:
-        """``jaxnet.data.load(dataset)`` with this study's data folders."""
+        """``jaxnet.data.load(dataset)`` with this study's data folders, read once per study (the
+        check before the run and the run itself share it)."""
+        key = (dataset, tuple(sorted(kwargs.items())))
+        if key not in self.loaded:
+            self.loaded[key] = self._load(dataset, **kwargs)
+        return self.loaded[key]
+
+    def _load(self, dataset: str, **kwargs: Any) -> Any:
         from jaxnet import data
 
         from jaxnet.data.errors import DataError
 
         paths = self.data_paths
         if dataset != "gurmukhi":
-            return data.load(dataset, manual_dir=paths["manual_dir"], data_dir=paths["data_dir"], **kwargs)
+            from jaxnet.data.errors import ChecksumError
+
+            try:
+                return data.load(dataset, manual_dir=paths["manual_dir"], data_dir=paths["data_dir"], **kwargs)
+            except ChecksumError:
+                other = _other_dataset(dataset, paths["manual_dir"])
+                if other is None:
+                    raise
+                where = (f"--manual-dir {paths['manual_dir']}" if self.config.manual_dir is not None
+                         else f"the MNIST folder {paths['manual_dir']} (JAXNET_MANUAL_DIR or the default)")
+                raise RunError(f"{where} holds the {other[0]} files, not the {dataset} ones ({other[1].name} is "
+                               f"{other[0]}'s, intact)",
+                               f"keep each dataset's four .gz files in a folder of its own and point --manual-dir "
+                               f"at the {dataset} folder (or leave it out to download {dataset})") from None
         fix = "pass --gurmukhi PATH (gurmukhi_digits.npz or the folder holding train/ and val/) or set JAXNET_GURMUKHI"
         if paths["gurmukhi"] is None:
             raise RunError("the Gurmukhi digits were not found", fix)
@@ -148,56 +191,91 @@ class Study:
                 return run
         return None
 
-    def engine_options(self, program: str, *, label: str, epochs: int, checkpoints: bool = True,
+    def engine_options(self, program: str, *, label: str, epochs: int, checkpoints: bool | int = True,
                        resume: bool | None = None, members: Sequence[str] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``engine.fit`` / ``engine.sweep``: the checkpoint folder of
         ``program`` (stamped with this config's hash, so a checkpoint of other settings is never
-        continued), resume, and the progress hooks."""
+        continued), resume, and the progress hooks. ``checkpoints``: True (every epoch), a
+        number N (every N epochs, and the last), or False (none)."""
         from experiments.lib import progress
 
         options = progress.engine_hooks(self.config, label=f"{self.name}: {label}", epochs=epochs, members=members)
         if checkpoints:
+            if not isinstance(checkpoints, bool):
+                options["checkpoint_every"] = int(checkpoints)
             options.update(checkpoint_dir=self.path(f"checkpoints/{program}"),
                            resume=bool(self.config.resume if resume is None else resume),
                            config={"study": self.name, "study_config_hash": self.config_hash})
         return options
 
     def train(self, program: str, names: Sequence[str], train_fn: Callable[..., list[dict[str, Any]]], *,
-              label: str, epochs: int, checkpoints: bool = True) -> list[dict[str, Any]]:
+              label: str, epochs: int, checkpoints: bool | int = True) -> list[dict[str, Any]]:
         """The run records of one compiled program (a fit, or a sweep's members).
 
-        Under --resume they come from the earlier results.json when every one of ``names``
+        ``names`` (the records' names, in order) are checked first: a name given twice or already
+        taken by an earlier run of this study is a UsageError, before anything trains. Under
+        --resume the records come from the earlier results.json when every one of ``names``
         finished there with this same config; otherwise ``train_fn(**engine_options)`` trains
         them, continuing the program's newest checkpoint when it was made with this config
         (a checkpoint of other settings is not continued: that is said in one line, and the
-        program trains afresh).
+        program trains afresh). The records are checked against the run schema as soon as they
+        are made and saved at once into results.json (``complete: false``), so nothing finished
+        is lost to a later failure.
+
+        Args:
+          checkpoints: checkpoints of the program under ``<out>/checkpoints/<program>``: True
+            after every epoch, a number N after every N epochs (for many short epochs: a save
+            costs about 10 ms plus the write), False none. With them Ctrl-C, SIGTERM or a kill
+            loses at most the epochs since the last one (``--resume`` continues there); a
+            program that trains for more than a minute should keep them.
         """
+        names = [str(n) for n in names]
+        _check_names(names, [r.get("name") for r in self.finished], program)
         earlier = {r.get("name"): r for r in (self.previous or {}).get("runs", [])}
         if names and all(n in earlier for n in names):
-            return [self.previous_run(n) for n in names]
-        options = self.engine_options(program, label=label, epochs=epochs, checkpoints=checkpoints,
-                                      members=list(names) if len(names) > 1 else None)
-        try:
-            return train_fn(**options)
-        except ValueError as error:
-            from jaxnet import checkpoint
+            records = [self.previous_run(n) for n in names]
+        else:
+            options = self.engine_options(program, label=label, epochs=epochs, checkpoints=checkpoints,
+                                          members=list(names) if len(names) > 1 else None)
+            try:
+                records = train_fn(**options)
+            except ValueError as error:
+                from jaxnet import checkpoint, engine
 
-            ahead = type(error).__name__ == "CheckpointAheadError"
-            if not options.get("resume") or not (ahead or isinstance(error, checkpoint.ConfigMismatchError)):
-                raise
-            self.log(f"--resume: the checkpoint of {program} was made with other settings; training it afresh")
-            return train_fn(**{**options, "resume": False})
+                if not options.get("resume") or not isinstance(error, (engine.CheckpointAheadError,
+                                                                        checkpoint.ConfigMismatchError)):
+                    raise
+                self.log(f"--resume: the checkpoint of {program} was made with other settings; training it afresh")
+                records = train_fn(**{**options, "resume": False})
+            _check_names([r.get("name") if isinstance(r, Mapping) else None for r in records],
+                         [r.get("name") for r in self.finished], program)
+            problems = [p for r in records for p in run_problems(to_jsonable(r))]
+            if problems:
+                raise ValueError(f"the records of program {program!r} break the run schema: "
+                                 f"{'; '.join(problems[:3])}")
+        self.finished += records
+        self.save_progress(self.finished)
+        return records
 
     def save_arrays(self, name: str, **arrays: Any) -> Path:
         """``<out>/arrays/<name>.npz``: arrays a figure needs (e.g. weights), so that
         --report-only can draw it again."""
         path = self.path(f"arrays/{name}.npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **{k: np.asarray(v) for k, v in arrays.items()})
+        tmp = path.with_name(path.name + ".tmp")
+        try:  # atomically: a full disk or Ctrl-C never leaves half a file
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         return path
 
     def save_progress(self, runs: Sequence[Mapping[str, Any]]) -> Path:
-        """Writes the runs so far as an incomplete results.json, so --resume can skip them."""
+        """Writes the runs so far as an incomplete results.json (``complete: false``), so --resume
+        can skip them (:meth:`train` does it after every program)."""
         return write_results(self.out, {**self.results({"runs": list(runs)}), "complete": False})
 
     def command(self) -> str:
@@ -212,6 +290,7 @@ class Study:
         common = {
             "study": self.name, "argv": self.argv, "command": self.command(),
             "config": to_jsonable(dataclasses.asdict(self.config)), "config_hash": self.config_hash,
+            "data": self.data,
             "quick": self.quick, "environment": self.environment, "seconds": self.seconds(), "complete": True,
             "headline": None if headline is None else {"label": headline[0], "value": headline[1]},
             "runs": list(runs),
@@ -222,23 +301,84 @@ class Study:
         return {**common, **produced}
 
 
-def _previous(study: Study) -> dict[str, Any] | None:
-    path = study.out / "results.json"
-    if not study.config.resume or not path.exists():
+def _other_dataset(dataset: str, manual_dir: Path | None) -> tuple[str, Path] | None:
+    """``(other dataset, file)`` when a file of ``manual_dir`` that failed ``dataset``'s checksum is
+    another dataset's official file of the same name (MNIST, Fashion-MNIST and KMNIST name their
+    four files alike); else None."""
+    if manual_dir is None:
+        return None
+    from jaxnet.data import mnist as idx
+    from jaxnet.data.loading import IDX_DATASETS
+
+    for filename in idx.FILES:
+        path = Path(manual_dir) / filename
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        got = config_lib._file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+        for other in IDX_DATASETS:
+            if other == dataset:
+                continue
+            try:
+                _, info = idx.registered_files(other)[filename]
+            except Exception:  # noqa: BLE001  (tfds without that dataset's checksums: no second opinion)
+                continue
+            if info.checksum == got:
+                return other, path
+    return None
+
+
+def _check_names(names: Sequence[Any], taken: Sequence[Any] = (), program: str | None = None) -> None:
+    """UsageError if a run name repeats, within ``names`` or with an earlier run's (``taken``):
+    two runs of one name would overwrite each other in results.json, the report and --resume."""
+    seen = set(taken)
+    where = f" (program {program!r})" if program else ""
+    for name in names:
+        if name in seen:
+            raise UsageError(f"two runs would both be named {name!r}{where}",
+                             "give each swept setting distinct values (values that differ as the report prints them)")
+        seen.add(name)
+
+
+def _earlier(name: str, out: Path, config: config_lib.StudyConfig) -> dict[str, Any] | None:
+    """Under --resume, ``<out>/results.json`` of an earlier run (None without --resume or
+    without a file). Read before anything is created; another study's file is refused."""
+    path = out / "results.json"
+    if not config.resume or not path.exists():
         return None
     earlier = read_results(path)
+    if earlier.get("study") != name:
+        raise UsageError(f"--resume: {path} is from study {earlier.get('study')!r}, not {name!r}",
+                         f"give --out the folder of a {name} run, or a new folder")
+    return earlier
+
+
+def _previous(study: Study, earlier: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The earlier results whose runs --resume may reuse: made with this config (hash), and only
+    their runs that follow the schema; else None, said in one line."""
+    if earlier is None:
+        return None
+    path = study.out / "results.json"
     if earlier.get("config_hash") == study.config_hash:
-        return earlier
-    recorded = {k: v for k, v in (earlier.get("config") or {}).items() if k not in config_lib.RUN_FIELDS or k == "quick"}
-    changed = config_lib.differences(recorded, config_lib.science(study.config))
+        runs = [r for r in earlier.get("runs", []) if not run_problems(r)]
+        return {**earlier, "runs": runs}
+    changed = config_lib.differences(config_lib.recorded_science(earlier),
+                                     {**config_lib.science(study.config), "data": study.data})
     study.log(f"--resume: {path} was made with other settings ({'; '.join(changed) or 'an older format'}); "
               "retraining every run")
     return None
 
 
+INCOMPLETE = ("> **Incomplete run.** `results.json` says `complete: false`: the run stopped before it finished, "
+              "so this report shows only the {n} run(s) it had saved. Rerun the study with `--resume` to finish it.")
+
+
 def write_report(results: Mapping[str, Any], out: Path, report_fn: Callable[[dict, Path], Report]) -> Path:
-    """Builds the report from ``results`` alone, adds the "How this was run" footer, writes it."""
+    """Builds the report from ``results`` alone, adds the "How this was run" footer, writes it.
+    Results whose ``complete`` is not true get a line at the top saying the run is incomplete."""
     report = report_fn(dict(results), out)
+    if results.get("complete") is not True:
+        report.parts.insert(0, INCOMPLETE.format(n=len(results.get("runs") or [])))
     env = results.get("environment") or {}
     report.heading("How this was run").text(
         f"`{results.get('command')}` on {env.get('date')}: jax {env.get('jax')} on {env.get('device')}, "
@@ -248,23 +388,206 @@ def write_report(results: Mapping[str, Any], out: Path, report_fn: Callable[[dic
     return report.write(out)
 
 
+# ---------------------------------------------------------------- failing cleanly
+KEPT = ("checkpoints", "arrays", "tb")  # folders whose files a failed step never removes
+ATOMIC = ("results.json", "metrics.csv", LOCK_NAME)  # written whole or not at all: never removed
+
+
+def _files(out: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``out`` (not in checkpoints/, whose writer keeps its own temporary
+    folders) with its size and modification time."""
+    found = {}
+    if not out.is_dir():
+        return found
+    for root, dirs, files in os.walk(out):
+        if Path(root) == out:
+            dirs[:] = [d for d in dirs if d != "checkpoints"]
+        for name in files:
+            path = Path(root) / name
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _remove_partial(out: Path, before: dict[Path, tuple[int, int]], *, report_stage: bool) -> list[Path]:
+    """Removes what a failed step left half-written: ``*.tmp`` files and empty files it made;
+    in the report stage also every figure and page it made or changed (a figure cut short by
+    Ctrl-C looks whole; --report-only draws them all again from results.json). Never removes
+    results.json or metrics.csv (written atomically), the lock, nor anything under :data:`KEPT`.
+    Returns the removed files that were visibly partial (``*.tmp`` or empty), newest first."""
+    partial = []
+    for path, (size, mtime) in sorted(_files(out).items(), key=lambda item: -item[1][1]):
+        touched = before.get(path) != (size, mtime)
+        kept = path.relative_to(out).parts[0] in KEPT or path.name in ATOMIC
+        cut = path.name.endswith(".tmp") or (touched and size == 0 and not kept)
+        if cut or (report_stage and touched and not kept):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                if cut:
+                    partial.append(path)
+    return partial
+
+
+def _remove_if_empty(top: Path, out: Path) -> bool:
+    """Removes ``out`` and its parents up to ``top`` (the folders this run created) where they
+    hold nothing but empty folders. Returns whether ``out`` is gone."""
+    if not out.is_dir():
+        return not out.exists()
+    for root, dirs, files in os.walk(out, topdown=False):
+        if not files and not os.listdir(root):
+            with contextlib.suppress(OSError):
+                os.rmdir(root)
+    folder, top = out.absolute(), top.absolute()
+    while folder != top.parent and (folder == top or top in folder.parents):
+        if folder.is_dir():
+            if any(folder.iterdir()):
+                break
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        folder = folder.parent
+    return not out.exists()
+
+
+def _settle_checkpoints() -> None:
+    """Lets the checkpoint save in flight land (orbax cannot finish it once the interpreter
+    shuts down; it would print its threads' tracebacks). Its error, if any, is the run's
+    error already (the engine raises it at the next save), so it is not repeated here."""
+    if "jaxnet.checkpoint" not in sys.modules:
+        return
+    from jaxnet import checkpoint
+
+    def close_all() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.suppress(Exception):
+                checkpoint.close_all()
+
+    # on a thread of its own: a Ctrl-C meanwhile meets the main thread's handler (which ignores
+    # it while stopping) instead of the checkpoint module's, which would announce it again
+    closer = threading.Thread(target=close_all, name="jaxnet-settle-checkpoints", daemon=True)
+    closer.start()
+    closer.join()
+
+
+def _remove_unfinished_checkpoints(out: Path) -> None:
+    """Removes the step folders a stopped or failed save left unfinished (orbax writes a step
+    as ``<step>.orbax-checkpoint-tmp*`` and renames it when complete; resume never reads them)."""
+    for partial in (out / "checkpoints").glob("*/*.orbax-checkpoint-tmp*"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _first_missing(out: Path) -> Path | None:
+    """The outermost folder of ``out`` that does not exist yet (None if ``out`` exists)."""
+    if out.exists():
+        return None
+    top = out.absolute()
+    while not top.parent.exists():
+        top = top.parent
+    return top
+
+
+def _saved(out: Path, start: dict[Path, tuple[int, int]]) -> str:
+    """What a stopped run kept, for its one line (a results.json this run has not written is
+    not its own: ``start`` holds the files as they were when it began)."""
+    path = out / "results.json"
+    try:
+        ours = path.exists() and start.get(path) != (path.stat().st_size, path.stat().st_mtime_ns)
+        results = read_results(path) if ours else None
+    except (UsageError, OSError):
+        results = None
+    if results and results.get("complete") is True:
+        return f"{path} is complete"
+    if results and results.get("runs"):
+        return f"the {len(results['runs'])} finished run(s) are kept in {path}"
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        return f"no run had finished; the checkpoints are kept in {out / 'checkpoints'}"
+    return "no run had finished"
+
+
+def _failure(error: BaseException, out: Path, *, stage: str, removed: Sequence[Path], gone: bool,
+             start: dict[Path, tuple[int, int]] | None = None) -> UsageError | None:
+    """The one-line error of a run stopped by Ctrl-C, SIGTERM or a refused write, naming what
+    was kept and the fix; None for any other error."""
+    report = stage == "report"
+    start = {} if start is None else start
+    if isinstance(error, KeyboardInterrupt):
+        if gone:
+            return RunError(f"{stop_word(error)}; nothing had been saved, and {out} was removed",
+                            "run the command again", status=stop_status(error))
+        fix = (f"rebuild the report with --report-only --out {out}" if report
+               else "rerun the same command with --resume to continue")
+        partial = f"; the partial {removed[0].name} was removed" if removed else ""
+        return RunError(f"{stop_word(error)}: {_saved(out, start)}{partial}",
+                        fix, status=stop_status(error))
+    if not isinstance(error, OSError) and no_space(error) is not None:
+        error = no_space(error)
+    if isinstance(error, OSError):
+        where = error.filename or (f"{removed[0]} (removed)" if removed else
+                                   f"the report into {out}" if report else f"into {out}")
+        line = os_error_line(error, str(where))
+        if line is None:
+            return None
+        problem = line.split(" — ")[0]
+        if "no space" not in problem:
+            return RunError(problem, "choose a writable --out folder")
+        if gone:
+            return RunError(f"{problem}; nothing had been saved, and {out} was removed",
+                            "free space on that disk or choose another --out, then run the command again")
+        fix = ("free space on that disk or choose another --out, then rebuild the report with --report-only"
+               if report else "free space on that disk or choose another --out, then rerun with --resume")
+        return RunError(f"{problem}; {_saved(out, start)}", fix)
+    return None
+
+
+def _report_only(name: str, cls: type, out: Path, report_fn: Callable) -> dict[str, Any]:
+    """--report-only: the report rebuilt from ``<out>/results.json``, once that file is
+    checked (this study's, and following the schema) — nothing is written before."""
+    path = out / "results.json"
+    results = read_results(out)
+    if results.get("study") != name:
+        raise UsageError(f"{path} is from study {results.get('study')!r}, not {name!r}",
+                         f"give --out the folder of a {name} run")
+    problems = results_problems(results, cls)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{path} does not follow the results schema: {problems[0]}{more}",
+                         "it was edited or damaged: restore it, or run the study again without --report-only")
+    check_writable(out)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    before = _files(out)
+    try:
+        with OutputLock(out):
+            from experiments.lib import logs
+
+            logs.write_metrics_csv(out, results)
+            report = write_report(results, out, report_fn)
+    except BaseException as error:
+        removed = _remove_partial(out, before, report_stage=True)
+        replacement = _failure(error, out, stage="report", removed=removed, gone=False)
+        if replacement is None:
+            raise
+        raise replacement from error
+    print(f"[{name}] rebuilt {report} from {path}", flush=True)
+    return results
+
+
 def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list[str],
-         description: str | None, datasets: Any) -> dict[str, Any]:
+         description: str | None, datasets: Any, run_names: Callable | None,
+         preflight: Callable | None) -> dict[str, Any]:
     prog = f"python -m experiments.{name}"
     config = config_lib.parse(cls, argv, prog=prog, description=description)
+    config_lib.check_data_paths(config)
     out = output_folder(config, name)
     if config.report_only:
-        results = read_results(out)
-        if results.get("study") != name:
-            raise UsageError(f"{out / 'results.json'} is from study {results.get('study')!r}, not {name!r}",
-                             f"give --out the folder of a {name} run")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        path = write_report(results, out, report_fn)
-        print(f"[{name}] rebuilt {path} from {out / 'results.json'}", flush=True)
-        return results
+        return _report_only(name, cls, out, report_fn)
     check_writable(out)
+    if run_names is not None:
+        _check_names(list(run_names(config)))
+    earlier = _earlier(name, out, config)
     from experiments.lib import compile_cache
 
     compile_cache.enable()
@@ -272,33 +595,60 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
     for dataset in (datasets(config) if callable(datasets) else datasets):  # missing or damaged data fails here,
         # before anything is created
         study.load(dataset)
+    if preflight is not None:  # the study's own checks against the data (a subset that does not fit, …)
+        preflight(config, study)
+    _ = study.config_hash  # the data as it is now, before anything runs
     import matplotlib
 
     matplotlib.use("Agg")
-    out.mkdir(parents=True, exist_ok=True)
     from experiments.lib import progress
 
-    with OutputLock(out), progress.closing():
-        study.environment = environment()
-        study.previous = _previous(study)
-        study.log(f"writing to {out} on {study.environment['device']} × {study.environment['device_count']} "
-                  f"(config hash {study.config_hash})")
-        results = to_jsonable(study.results(run_fn(config, study)))
-        check_results(results)
-        write_results(out, results)
-        from experiments.lib import logs
+    top = _first_missing(out)
+    before: dict[Path, tuple[int, int]] = {}
+    start: dict[Path, tuple[int, int]] = {}
+    stage = "run"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        before = start = _files(out)
+        with OutputLock(out), progress.closing():
+            study.environment = environment()
+            study.previous = _previous(study, earlier)
+            study.log(f"writing to {out} on {study.environment['device']} × {study.environment['device_count']} "
+                      f"(config hash {study.config_hash})")
+            results = to_jsonable(study.results(run_fn(config, study)))
+            problems = results_problems(results, cls)
+            if problems:
+                write_results(out, {**results, "complete": False})
+                raise RunError(f"the results of this run break the schema ({'; '.join(problems[:3])}); its runs are "
+                               f"kept in {out / 'results.json'} (complete: false)",
+                               "this is a bug in the study: rerun with --debug and report it")
+            write_results(out, results)
+            stage = "report"
+            before = _files(out)
+            from experiments.lib import logs
 
-        logs.write_metrics_csv(out, results)
-        if config.tensorboard:
-            logs.write_tensorboard(out / "tb", results)
-        path = write_report(results, out, report_fn)
-        study.log(f"wrote {path} and results.json in {format_seconds(study.seconds())}")
+            logs.write_metrics_csv(out, results)
+            if config.tensorboard:
+                logs.write_tensorboard(out / "tb", results)
+            path = write_report(results, out, report_fn)
+            study.log(f"wrote {path} and results.json in {format_seconds(study.seconds())}")
+    except BaseException as error:
+        _settle_checkpoints()
+        _remove_unfinished_checkpoints(out)
+        removed = _remove_partial(out, before, report_stage=stage == "report")
+        gone = top is not None and _remove_if_empty(top, out)
+        replacement = _failure(error, out, stage=stage, removed=removed, gone=gone, start=start)
+        if replacement is None:
+            raise
+        raise replacement from error
     return results
 
 
 def main(name: str, cls: type, run: Callable, report: Callable, argv: Sequence[str] | None = None, *,
          description: str | None = None,
-         datasets: Sequence[str] | Callable[[Any], Sequence[str]] = ("mnist",)) -> dict[str, Any]:
+         datasets: Sequence[str] | Callable[[Any], Sequence[str]] = ("mnist",),
+         run_names: Callable[[Any], Sequence[str]] | None = None,
+         preflight: Callable[[Any, Study], Any] | None = None) -> dict[str, Any]:
     """The command line of study ``name``: parse → check → run → results.json → report.
 
     Args:
@@ -306,9 +656,15 @@ def main(name: str, cls: type, run: Callable, report: Callable, argv: Sequence[s
       run: ``run(config, study) -> {"runs": [...], "headline": (label, value), **extra}``.
       report: ``report(results, out) -> Report`` (from results.json alone; figures into ``out``).
       datasets: what the study loads (or ``config → names``), checked before anything is created.
+      run_names: ``config → the names of every run`` where the study can tell them before
+        training: a name that repeats is then refused before anything is created (else
+        :meth:`Study.train` refuses it before the program trains).
+      preflight: ``(config, study) → None``, run after the data is read and before anything is
+        created or printed: the study's checks that need the data (``study.load`` gives the
+        dataset, read once), raising :class:`UsageError` for a setting that does not fit it.
     Returns:
       The results as written. Errors end in one line on stderr and ``SystemExit`` (2: usage,
-      1: run time).
+      1: run time, 130: Ctrl-C, 143: SIGTERM).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    return guarded(lambda: _run(name, cls, run, report, argv, description, datasets), argv)
+    return guarded(lambda: _run(name, cls, run, report, argv, description, datasets, run_names, preflight), argv)

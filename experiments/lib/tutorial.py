@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +20,8 @@ import numpy as np
 from experiments.lib import plots
 from experiments.lib.config import StudyConfig
 from experiments.lib.report import Report, format_seconds
-from experiments.lib.results import run_record
-from jaxnet import data, engine, mlp, train
+from experiments.lib.results import divergence, run_record
+from jaxnet import data, evaluate, losses, mlp, train
 from jaxnet.history import History
 
 HIDDEN = (128, 64)
@@ -100,10 +100,9 @@ def layer_sizes(hidden: Sequence[int]) -> list[int]:
     return [784, *hidden, 10]
 
 
-def init_fn(hidden: Sequence[int] = HIDDEN, scheme: str = INIT_SCHEME) -> Callable[[jax.Array], mlp.Params]:
-    """``key → params``; the default scheme is PyTorch's ``nn.Linear`` initialisation."""
-    sizes = layer_sizes(hidden)
-    return lambda key: mlp.init(key, sizes, scheme=scheme)
+def model(hidden: Sequence[int] = HIDDEN, scheme: str = INIT_SCHEME) -> mlp.Model:
+    """The tutorial's ReLU MLP; the default scheme is PyTorch's ``nn.Linear`` initialisation."""
+    return mlp.model(layer_sizes(hidden), activation=mlp.RELU, scheme=scheme)
 
 
 def optimizer(learning_rate: float, momentum: float = MOMENTUM) -> Any:
@@ -135,7 +134,7 @@ def _probe(params: mlp.Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, l
 
 
 def record(name: str, config: Mapping[str, Any], history: History, params: Any, data_: Data, *,
-           loss: str, seconds: float) -> dict[str, Any]:
+           loss: losses.Loss, seconds: float) -> dict[str, Any]:
     """One run for ``results.json``: test metrics of ``params`` (the last epoch's, or the last
     finite ones if the run diverged), per-class recall and one-vs-rest accuracy, confusion matrix,
     the final training accuracy and the fraction of dead ReLU units on the training set.
@@ -143,7 +142,8 @@ def record(name: str, config: Mapping[str, Any], history: History, params: Any, 
     The engine runs with ``eval_train=False`` (the curves are test curves, as in the tutorial),
     so the training-set accuracy is measured once, here.
     """
-    test = engine.evaluate_classifier(params, (data_.x_test, data_.y_test), loss=loss, num_classes=10)
+    network = mlp.model(mlp.layer_sizes(params))
+    test = evaluate.classifier(network, params, (data_.x_test, data_.y_test), loss=loss, num_classes=10)
     train_accuracy, dead = _probe(params, jnp.asarray(data_.x_train), jnp.asarray(data_.y_train))
     confusion = np.asarray(test["confusion_matrix"])
     predicted = confusion.sum(axis=0)
@@ -154,8 +154,7 @@ def record(name: str, config: Mapping[str, Any], history: History, params: Any, 
              "dead_unit_fraction": [float(f) for f in dead]}
     per_class = {"recall": test["per_class_recall"], "one_vs_rest_accuracy": test["per_class_one_vs_rest_accuracy"]}
     return run_record(name, config, history.to_dict(), final, per_class=per_class, confusion=confusion,
-                             seconds=seconds, diverged=history.diverged,
-                             diverged_epoch=None if history.diverged_epoch is None else int(np.ceil(history.diverged_epoch)))
+                      seconds=seconds, **divergence(history))
 
 
 def test_accuracy_figure(out: Path, runs: Sequence[Mapping[str, Any]], filename: str, title: str) -> Path:

@@ -171,3 +171,37 @@ def random_labels(y: np.ndarray, *, num_classes: int, seed: int, fraction: float
     idx = rng.choice(len(y), size=int(round(fraction * len(y))), replace=False)
     out[idx] = rng.integers(0, num_classes, size=len(idx), dtype=np.int32)
     return out
+
+
+def repeat_to(indices: np.ndarray, length: int) -> np.ndarray:
+    """``indices`` repeated end to end until there are ``length`` of them: training subsets
+    of different sizes as index lists of one length, so that one sweep trains each member
+    on its own subset for the same number of steps.
+
+    Every index appears exactly ``length // len(indices)`` times (``length`` must be a
+    multiple of ``len(indices)``, so no example is seen more often than another); the order
+    is ``indices, indices, …``. The sampling this gives a training loop that shuffles every
+    epoch: an epoch over the repeated list is r = ``length / len(indices)`` passes over the
+    subset drawn as *one* random order of the r copies (each example exactly r times per
+    epoch, but two copies of one example may fall close together), rather than r separately
+    shuffled passes laid end to end. Over a whole run each example is presented equally
+    often either way. With ``engine.sweep(..., indices=np.stack([repeat_to(i, L) for i in
+    subsets]))``, member k equals ``engine.fit`` on ``(x[repeat_to(subsets[k], L)], …)``.
+
+    Args:
+      indices: a non-empty 1-D integer array (e.g. ``np.arange(size)``, the first ``size``
+        examples).
+      length: the common length, a positive multiple of ``len(indices)`` (for several
+        subsets, a common multiple of their sizes, e.g. ``math.lcm(*sizes)``).
+
+    Returns:
+      An int64 array of shape ``(length,)``.
+    """
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"repeat_to: indices must be a non-empty 1-D integer array, got shape {indices.shape} "
+                         f"and dtype {indices.dtype}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1 or length % indices.size:
+        raise ValueError(f"repeat_to: length must be a positive multiple of len(indices) = {indices.size} (so that "
+                         f"every example is repeated equally often), got {length!r}")
+    return np.tile(indices.astype(np.int64), int(length) // indices.size)
