@@ -66,7 +66,7 @@ def _measure(members: int, rounds: int, manual_dir: str, images: int | None = No
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     return {"wall": statistics.median(wall), "cpu": statistics.median(cpu), "devices": jax.device_count(),
-            "per_round": wall}
+            "cores": len(os.sched_getaffinity(0)), "per_round": wall}
 
 
 def _start(members: int, args: argparse.Namespace, core: int | None, one_device: bool = False) -> subprocess.Popen:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     halves = [_start(4, args, core) for core in cores[:2]]
     pair = [_result(h) for h in halves]
     seconds["S8 as pinned halves"] = {"wall": max(r["wall"] for r in pair), "cpu": sum(r["cpu"] for r in pair),
-                                      "devices": 2, "per_round": [max(w) for w in zip(*(r["per_round"] for r in pair))]}
+                                      "devices": 2, "cores": sum(r["cores"] for r in pair), "per_round": [max(w) for w in zip(*(r["per_round"] for r in pair))]}
     w1 = seconds["W1 fit"]["wall"]
     ratios = {
         "W1 speed-up from the second core": seconds["W1 fit, 1 core"]["wall"] / w1,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 from experiments import STUDIES, available, module_name
 from experiments.lib import config as config_lib
 from experiments.lib.errors import UsageError, guarded
-from experiments.lib.report import fmt, format_seconds
+from experiments.lib.numbers import fmt, format_seconds
 from experiments.lib.results import write_json
 from experiments.lib.study import check_writable
 

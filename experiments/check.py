@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 from experiments import STUDIES
 from experiments.lib import config as config_lib
 from experiments.lib.errors import UsageError, guarded
-from experiments.lib.report import fmt
+from experiments.lib.numbers import fmt
 from experiments.lib.results import read_results, write_json
 
 HERE = Path(__file__).resolve().parent

@@ -132,7 +132,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
                                confusion=test["confusion_matrix"],
                                seconds=history.seconds[-1] if history.seconds else 0.0, **divergence(history))]
 
-    runs = study.train("cnn", ["cnn"], train_cnn, label="cnn", epochs=config.epochs, checkpoints=True)
+    runs = study.train("cnn", ["cnn"], train_cnn, label="cnn", epochs=config.epochs)
     study.save_progress(runs)
     accuracy = runs[0]["final"]["test_accuracy"]
     return {"runs": runs, "headline": ("test accuracy", accuracy), "reached_target": bool(accuracy >= config.target),

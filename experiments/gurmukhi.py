@@ -127,7 +127,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
     # a few seconds of training: a per-epoch orbax checkpoint would cost more than it saves
     runs = study.train("seeds", [f"seed {s}" for s in seeds], train_seeds, label=f"{len(seeds)} seeds",
-                       epochs=config.epochs, checkpoints=False)
+                       epochs=config.epochs)
     study.save_progress(runs)
     summary = summarize(runs)
     return {"runs": runs, "headline": (f"validation accuracy, mean of {len(runs)} seeds", summary["val_accuracy_mean"]),

@@ -319,7 +319,7 @@ def run_program(name: str, spec: Mapping[str, Any], config: Config, split: mnist
     steps = spec["epochs"] * (indices.shape[1] if indices is not None else images) // config.batch_size
     study.log(f"{name}: {len(members)} members × {steps:,} steps at batch {config.batch_size}")
     return study.train(name, [member_name(g, s) for g, s in members], sweep,
-                       label=f"{name} ({len(members)} members)", epochs=spec["epochs"], checkpoints=False)
+                       label=f"{name} ({len(members)} members)", epochs=spec["epochs"])
 
 
 def svm_features(x: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
             return [mnist.classifier_record(name, run_config, model, result.params, result.history, split.test,
                                             loss=LOSS, num_classes=10)]
 
-        runs += study.train(f"n{n}", [name], train_size, label=name, epochs=config.epochs, checkpoints=False)
+        runs += study.train(f"n{n}", [name], train_size, label=name, epochs=config.epochs)
         study.save_progress(runs)
     small, large = runs
     return {"runs": runs, "headline": (f"test accuracy, {large['name']}", large["final"]["test_accuracy"]),

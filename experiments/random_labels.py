@@ -124,7 +124,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     for k in config.classes:
         study.log(f"{k} classes: true and random labels on {config.train_images} images, {config.epochs} epochs")
         runs += study.train(f"k{k}", run_names(k), functools.partial(memorise, config, split, k),
-                            label=f"{k} classes", epochs=config.epochs, checkpoints=False)
+                            label=f"{k} classes", epochs=config.epochs)
         study.save_progress(runs)
     head = by_key(runs)[config.classes[0], "random"]
     return {"runs": runs,

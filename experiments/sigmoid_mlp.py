@@ -145,11 +145,10 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
     study.log(f"sweep over learning rates {learning_rates} (autodiff), {config.epochs} epochs")
     runs = study.train("sweep", names[:2], readings, label="two readings of the learning rate",
-                       epochs=config.epochs, checkpoints=False)
+                       epochs=config.epochs)
     study.save_progress(runs)
     study.log(f"the lr {summed:g} run again with hand-derived gradients, {check_epochs} epochs")
-    runs += study.train("manual", names[2:], hand_derived, label="hand-derived backprop", epochs=check_epochs,
-                        checkpoints=False)
+    runs += study.train("manual", names[2:], hand_derived, label="hand-derived backprop", epochs=check_epochs)
     study.save_progress(runs)
     return {"runs": runs, "headline": ("test accuracy", runs[0]["final"]["test_accuracy"]),
             "autodiff_vs_manual_max_difference": backprop_differences(runs), "summed_learning_rate": summed}

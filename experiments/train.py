@@ -38,8 +38,8 @@ NAME = "train"
 class Config(lib.StudyConfig):
     dataset: Literal["mnist", "fashion_mnist", "kmnist", "gurmukhi"] = "mnist"
     """the dataset (fashion_mnist and kmnist are downloaded by tensorflow-datasets unless in --manual-dir)"""
-    hidden: tuple[int, ...] = (128, 64)
-    """hidden-layer widths (none: softmax regression)"""
+    hidden: tuple[int, ...] = dataclasses.field(default=(128, 64), metadata={"empty": True})
+    """hidden-layer widths (--hidden with no width: softmax regression)"""
     activation: Literal["relu", "sigmoid", "tanh"] = "relu"
     """hidden activation"""
     loss: Literal["softmax_cross_entropy", "nll", "mse", "kl_divergence", "sigmoid_cross_entropy"] = (
@@ -197,7 +197,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         return records
 
     runs = study.train("sweep", [member_name(m) for m in grid], sweep, label=f"{len(grid)} members",
-                       epochs=config.epochs, checkpoints=False)
+                       epochs=config.epochs)
     best, _ = best_member(runs)
     return {"runs": runs, "headline": None if best is None else (f"test accuracy, {best['name']}",
                                                                  best["final"]["test_accuracy"]),

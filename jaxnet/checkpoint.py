@@ -88,33 +88,38 @@ def _manager(path: Path, *, create: bool = True) -> ocp.CheckpointManager | None
     return _managers[path]
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what a save in flight holds back
+
+
 @contextlib.contextmanager
-def _holding_ctrl_c(path: Path):
-    """Holds back Ctrl-C (SIGINT) until the block ends, then delivers it: orbax, interrupted
-    while it starts or finishes a save, would leave its threads writing as the interpreter
-    shuts down (and print their tracebacks). Only the main thread receives signals."""
+def _holding_signals(path: Path):
+    """Holds back Ctrl-C (SIGINT) and SIGTERM until the block ends, then delivers the first one
+    that came: orbax, interrupted while it starts or finishes a save, would leave its threads
+    writing as the interpreter shuts down (and print their tracebacks). Only the main thread
+    receives signals."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = []
+    held: list[int] = []
 
     def hold(signum, frame):
         if not held:
             os.write(2, f"finishing the checkpoint being written to {path} first\n".encode())
         held.append(signum)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {signum: signal.signal(signum, hold) for signum in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if held:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(held[0])
 
 
 def _finished(path: Path, manager: ocp.CheckpointManager) -> None:
     """Waits for the pending save of ``manager``, raising its error."""
-    with _holding_ctrl_c(path):
+    with _holding_signals(path):
         try:
             manager.wait_until_finished()
         except Exception as error:  # noqa: BLE001 — orbax and tensorstore raise their own kinds
@@ -142,7 +147,7 @@ def save(directory: str | Path, epoch: int, state: Any, meta: dict) -> None:
     for step in stale:
         manager.delete(step)
     _reported.get(path, set()).difference_update(stale)
-    with _holding_ctrl_c(path):
+    with _holding_signals(path):
         try:
             meta = _normalize(meta)
             items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}

@@ -85,8 +85,9 @@ class History:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        if "probes" in values:  # copies: the History must not share lists with ``data``
+        # copies: two Histories made from one dict (a sweep's padding members) must not share lists
+        values = {k: list(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        if "probes" in values:
             values["probes"] = {name: list(column) for name, column in values["probes"].items()}
         return cls(**values)
 

@@ -5,8 +5,11 @@ assertion message, so a failing gradient check says by how much it failed.
 """
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import numpy as np
+import pytest
 
 
 def _as_numpy(leaf):
@@ -125,3 +128,58 @@ def assert_claims_are_computed(claims_fn, results, *, seeds: int = 3) -> None:
         if claim.measured and claim.a != claim.b and abs(claim.a - claim.b) > claim.margin:
             swapped = claim.swapped()
             assert swapped.holds != claim.holds and sentence(swapped) != sentence(claim), claim.subject
+
+
+def _members(kwargs: dict) -> int:
+    """A sweep's member count K: the length of any per-member sequence it was given."""
+    for key in ("learning_rate", "l2", "init_seed", "data_seed", "labels", "indices"):
+        if kwargs.get(key) is not None:
+            return len(kwargs[key])
+    return 1
+
+
+@contextlib.contextmanager
+def engine_received():
+    """Yields a list that fills with what ``jaxnet.engine.fit`` and ``sweep`` were asked to train,
+    one ``{"learning_rate", "l2", "epochs"}`` per member (the learning rate read from the
+    optimizer's state where no per-member value is passed). The engine itself runs as usual."""
+    from jaxnet import engine, train
+
+    received, fit, sweep = [], engine.fit, engine.sweep
+
+    def optimizer_rate(optimizer, params):
+        return float(train.hyperparams(optimizer.init(params))["learning_rate"])
+
+    def spy_fit(model, params, optimizer, train_data, **kwargs):
+        received.append({"learning_rate": optimizer_rate(optimizer, params), "l2": kwargs.get("l2"),
+                         "epochs": kwargs.get("epochs")})
+        return fit(model, params, optimizer, train_data, **kwargs)
+
+    def spy_sweep(model, optimizer, train_data, **kwargs):
+        k = _members(kwargs)
+        rates = kwargs.get("learning_rate") or [optimizer_rate(optimizer, model.init(jax.random.key(0)))] * k
+        l2 = kwargs.get("l2") or [None] * k
+        received.extend({"learning_rate": float(r), "l2": None if v is None else float(v), "epochs": kwargs.get("epochs")}
+                        for r, v in zip(rates, l2))
+        return sweep(model, optimizer, train_data, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "fit", spy_fit)
+        patch.setattr(engine, "sweep", spy_sweep)
+        yield received
+
+
+def assert_records_are_what_ran(results: dict, received: list[dict], *, l2_key: str = "l2") -> None:
+    """Every run record's learning rate, λ (``config[l2_key]``) and epochs are those of a member the
+    engine trained (nanoGPT's rule: what is recorded is what ran), compared at float32 precision."""
+    assert received, "the engine trained nothing"
+    ran = [(m["learning_rate"], m["l2"] or 0.0, m["epochs"]) for m in received]
+    for run in results["runs"]:
+        config = run["config"]
+        if "learning_rate" not in config:
+            continue
+        recorded = (config["learning_rate"], config.get(l2_key) or 0.0, config.get("epochs"))
+        assert any(r[0] == pytest.approx(recorded[0], rel=1e-6) and r[1] == pytest.approx(recorded[1], rel=1e-6)
+                   and (recorded[2] is None or r[2] == recorded[2]) for r in ran), (
+            f"run {run['name']!r} records learning rate {recorded[0]}, λ {recorded[1]}, {recorded[2]} epochs; "
+            f"the engine trained {sorted(set(ran))}")

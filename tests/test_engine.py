@@ -361,6 +361,7 @@ def test_every_hook_receives_every_event_and_log_gets_their_lines(data):
     ("hidden", "relu", "model"),
     ("apply_fn", mlp.apply, "model"),
     ("callback", lambda epoch, histories: None, "hooks"),
+    ("config", {"note": 1}, "checkpoint_config"),
 ])
 @pytest.mark.parametrize("entry", ["fit", "sweep", "start", "start_sweep"])
 def test_old_spellings_are_refused_with_the_new_one(data, entry, old, value, new):

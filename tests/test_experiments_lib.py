@@ -589,9 +589,13 @@ def test_a_list_field_may_declare_that_it_can_be_empty():
         config_lib.parse(Widths, ["--grid"], prog="w")
 
 
-def test_a_program_can_checkpoint_every_few_epochs(tmp_path):
+def test_a_program_checkpoints_about_twenty_times_by_default(tmp_path):
+    """checkpoints=True: every epochs // 20 epochs (at least every epoch), so a kill loses at most
+    a twentieth of a program; an int sets the cadence; False none."""
     study = lib.Study("toy", ToyConfig(), tmp_path, [], {})
-    assert "checkpoint_every" not in study.engine_options("p", label="p", epochs=4)
+    assert study.engine_options("p", label="p", epochs=4)["checkpoint_every"] == 1
+    assert study.engine_options("p", label="p", epochs=400)["checkpoint_every"] == 20
+    assert study.engine_options("p", label="p", epochs=59)["checkpoint_every"] == 2
     every = study.engine_options("p", label="p", epochs=40, checkpoints=10)
     assert every["checkpoint_every"] == 10 and every["checkpoint_dir"] == tmp_path / "checkpoints" / "p"
     assert "checkpoint_dir" not in study.engine_options("p", label="p", epochs=4, checkpoints=False)

@@ -55,3 +55,13 @@ def test_last_and_at_epoch():
 def test_unknown_keys_are_ignored_when_reading():
     h = History.from_dict({"epoch": [1.0], "val_loss": [0.5], "written_by_a_newer_version": 1})
     assert h.epoch == [1.0] and h.val_loss == [0.5]
+
+
+def test_histories_read_from_one_record_do_not_share_lists():
+    """A resumed sweep pads its members with copies of one saved history: appending to one
+    must not append to the others (it once doubled every epoch after a resume)."""
+    record = History(epoch=[1.0], step=[5], val_loss=[0.9], seconds=[0.1]).to_dict()
+    a, b = History.from_dict(record), History.from_dict(record)
+    a.append(2.0, 10, 0.2, {"val_loss": 0.7})
+    assert b.epoch == [1.0] and b.val_loss == [0.9] and record["epoch"] == [1.0]
+    assert a.epoch == [1.0, 2.0] and a.val_loss == [0.9, 0.7]

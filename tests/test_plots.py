@@ -104,3 +104,23 @@ def test_weight_grid_has_no_empty_band_under_the_title(tmp_path: Path):
     assert blank_band_under_title(path) < 0.3 * plots.DPI
     with pytest.raises(ValueError, match="images must be"):
         plots.image_grid(tmp_path / "bad.png", np.zeros((2, 3, 4, 5)))
+
+
+def test_an_interrupted_figure_keeps_the_earlier_one_whole(tmp_path: Path, monkeypatch):
+    """Ctrl-C while a figure is being written: the earlier PNG stays readable and no
+    ``*.tmp`` is left (the figure goes to ``<name>.tmp``, then is renamed)."""
+    weights = np.random.default_rng(0).normal(size=(4, 784))
+    path = plots.image_grid(tmp_path / "w.png", weights, shape=(28, 28), ncols=2)
+    before = path.read_bytes()
+    savefig = plots.plt.Figure.savefig
+
+    def interrupted(fig, fname, **kwargs):
+        savefig(fig, fname, **kwargs)
+        Path(fname).write_bytes(Path(fname).read_bytes()[:100])  # half a file, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots.plt.Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plots.image_grid(path, -weights, shape=(28, 28), ncols=2)
+    assert path.read_bytes() == before and mpimg.imread(path).ndim == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.png"]

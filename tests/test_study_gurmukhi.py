@@ -10,7 +10,7 @@ import pytest
 from experiments import gurmukhi as study
 from experiments import lib
 from experiments.lib import config as config_lib
-from helpers import assert_claims_are_computed, assert_report_only_rebuilds, report_figures
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, assert_report_only_rebuilds, engine_received, report_figures
 
 ARGV = ["--quick", "--quiet", "--seed-count", "2"]  # the override: 2 seeds instead of --quick's 3
 
@@ -20,7 +20,14 @@ def _links(out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received):
     out = tmp_path_factory.mktemp("gurmukhi") / "run"
     argv = [*ARGV, "--out", str(out)]
     return out, argv, study.main(argv)
@@ -137,3 +144,7 @@ def test_full(tmp_path):
         assert run["final"]["train_accuracy"] > run["final"]["val_accuracy"]  # it fits the training set better
     # the four validation copies of training images are classified correctly by a model that fits its training set
     assert summary["val_accuracy_without_train_duplicates_mean"] <= summary["val_accuracy_mean"]
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[2], received)

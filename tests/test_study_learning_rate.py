@@ -10,7 +10,7 @@ import pytest
 from experiments import lib
 from experiments import learning_rate as study
 from experiments.lib import config as config_lib
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 
 def _links(out: Path) -> list[str]:
@@ -39,7 +39,14 @@ def _check_outputs(out: Path, results: dict, argv: list[str]) -> dict[float, dic
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received):
     out = tmp_path_factory.mktemp("learning_rate") / "out"
     argv = ["--quick", "--out", str(out), "--quiet"]
     return out, study.main(argv), argv
@@ -133,3 +140,7 @@ def test_full(tmp_path):
     for lr in (0.03, 0.01, 0.003, 0.001):
         assert runs[lr]["final"]["test_accuracy"] > 0.9
     assert runs[0.01]["final"]["test_accuracy"] > max(r["final"]["test_accuracy"] for r in runs.values()) - 0.01
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)

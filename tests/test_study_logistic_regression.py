@@ -13,13 +13,20 @@ from experiments import lib
 from experiments import logistic_regression as study
 from jaxnet.history import History
 
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 FIGURES = {"curves.png", "weights.png", "stopping_epochs.png"}
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> tuple[Path, dict]:
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("logistic_regression")
     return out, study.main(["--quick", "--out", str(out), "--quiet"])
 
@@ -135,3 +142,7 @@ def test_full(tmp_path):
     assert all(f["val_accuracy"] > 0.97 for f in shuffled)
     text = (out / "report.md").read_text()
     assert "**every reshuffled seed stops earlier**" in text and "**a saw-tooth with a period of one epoch**" in text
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)

@@ -9,7 +9,7 @@ import pytest
 from experiments import lib
 from experiments import loss_functions as study
 from experiments.lib import config as config_lib
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 NAMES = ["NLL lr=0.003", "CE lr=0.003", "MSE lr=0.003", "MSE lr=0.0003", "KL lr=0.003", "KL lr=0.0003"]
 
@@ -37,7 +37,14 @@ def _check_outputs(out: Path, results: dict, argv: list[str]) -> dict[str, dict]
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received):
     out = tmp_path_factory.mktemp("loss_functions") / "out"
     argv = ["--quick", "--out", str(out), "--quiet"]
     return out, study.main(argv), argv
@@ -112,3 +119,7 @@ def test_full(tmp_path):
         assert acc[f"{loss} lr=0.0003"] < acc[f"{loss} lr=0.003"] - 0.02
     assert acc["MSE lr=0.0003"] < acc["KL lr=0.0003"] < acc["CE lr=0.003"] - 0.03
     assert acc["MSE lr=0.003"] < acc["CE lr=0.003"]
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)

@@ -10,11 +10,18 @@ import pytest
 from experiments import lib
 from experiments import overfitting as study
 from experiments.lib.results import HISTORY_KEYS
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> tuple[Path, dict]:
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("overfitting") / "run"
     return out, study.main(["--quick", "--out", str(out), "--quiet", "--epochs", "4"])
 
@@ -110,3 +117,21 @@ def test_the_border_movement_is_measured():
     assert moved["border"] == 0.0 and moved["centre"] > 0.5
     everywhere = study.movement(initial + 1.0, initial)
     assert everywhere["border"] == everywhere["centre"] == 1.0
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)
+
+
+def test_the_weight_claim_reads_each_run_s_own_weights(quick):
+    """The "moved further" sentence compares the large run's largest |w| (a) with the small run's (b),
+    each read here from the run's saved first-layer weights, and its verdict is the order of the two."""
+    out, results = quick
+    small, large = results["runs"]
+    w_max = {r["name"]: float(np.abs(np.load(out / "arrays" / f"weights_{r['config']['n_train']}.npz")["w0"]).max())
+             for r in (small, large)}
+    claim = next(c for c in study.claims(results, study.weight_stats(out, results["runs"]))
+                 if c.subject == "the largest first-layer |w|")
+    assert (claim.a_label, claim.a, claim.b_label, claim.b) == (large["name"], w_max[large["name"]],
+                                                                small["name"], w_max[small["name"]])
+    assert claim.holds == (w_max[large["name"]] > w_max[small["name"]])

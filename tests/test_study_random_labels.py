@@ -9,11 +9,18 @@ import pytest
 from experiments import lib
 from experiments import random_labels as study
 from experiments.lib.results import HISTORY_KEYS
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> tuple[Path, dict]:
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("random_labels")
     return out, study.main(["--quick", "--out", str(out), "--quiet"])
 
@@ -109,3 +116,7 @@ def test_full(tmp_path):
     assert final[2, "random"]["test_loss"] > 1.0
     text = (out / "report.md").read_text()
     assert text.count("**memorised**") == 4 and text.count("**at chance**") == 2
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)

@@ -9,7 +9,7 @@ import pytest
 from experiments import lib
 from experiments import regularization as study
 from experiments.lib import config as config_lib
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 FIGURES = ("val_accuracy_softmax.png", "weights.png", "weight_norm.png", "val_loss_mlp.png", "val_accuracy_mlp.png")
 
@@ -44,11 +44,14 @@ def _check_outputs(out: Path, results: dict, argv: list[str]) -> tuple[list[dict
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("regularization") / "out"
     argv = ["--quick", "--out", str(out), "--quiet"]
-    return out, study.main(argv), argv
+    with engine_received() as received:
+        results = study.main(argv)
+    return out, results, argv, received
 
 
 def test_quick(quick):
-    out, results, argv = quick
+    out, results, argv, received = quick
+    assert_records_are_what_ran(results, received)
     softmax, mlp = _check_outputs(out, results, argv)
     assert results["quick"] is True and "Reported vs reproduced" in (out / "report.md").read_text()
     for run in softmax + mlp:
@@ -74,7 +77,7 @@ def test_roughness_and_template_measures():
 
 
 def test_report_only_rebuilds_the_same_report(quick):
-    out, _, _ = quick
+    out, _, _, _ = quick
     before = (out / "report.md").read_bytes()
     pngs = list(out.glob("*.png"))
     assert {p.name for p in pngs} >= set(FIGURES)
@@ -86,7 +89,7 @@ def test_report_only_rebuilds_the_same_report(quick):
 
 
 def test_the_claims_are_computed(quick):
-    _, results, _ = quick
+    _, results, _, _ = quick
     assert_claims_are_computed(study.claims, results)
 
 

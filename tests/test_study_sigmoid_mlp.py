@@ -8,13 +8,20 @@ import pytest
 
 from experiments import lib
 from experiments import sigmoid_mlp as study
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 FIGURES = {"learning_curves.png", "autodiff_vs_manual.png", "autodiff_minus_manual.png", "confusion_matrix.png"}
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory) -> tuple[Path, dict]:
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("sigmoid_mlp")
     return out, study.main(["--quick", "--out", str(out), "--quiet"])
 
@@ -101,3 +108,7 @@ def test_full(tmp_path):
     assert mean["test_accuracy"] < summed["test_accuracy"] - 0.1
     summed_reaches, mean_reaches, same_training = study.claims(lib.read_results(out))
     assert summed_reaches.holds and not mean_reaches.holds and not same_training.holds
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received)

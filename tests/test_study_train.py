@@ -6,11 +6,18 @@ import pytest
 
 from experiments import lib
 from experiments import train as study
-from helpers import assert_claims_are_computed
+from helpers import assert_claims_are_computed, assert_records_are_what_ran, engine_received
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def received():
+    """What the engine was asked to train while this module's runs ran."""
+    with engine_received() as members:
+        yield members
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, received):
     out = tmp_path_factory.mktemp("train") / "run"
     results = study.main(["--quick", "--out", str(out), "--quiet", "--train-images", "1200", "--val-images", "200",
                           "--epochs", "1", "--lambdas", "0", "0.01", "--seeds", "0", "1", "--hidden", "32",
@@ -86,3 +93,52 @@ def test_every_choice_on_the_command_line_is_a_library_value():
     assert choices["loss"] <= set(losses.LOSSES) and all(losses.get(n).name == n for n in choices["loss"])
     assert choices["activation"] == set(mlp.ACTIVATIONS)
     assert choices["init"] == set(mlp.SCHEMES) and choices["optimizer"] == set(train.OPTIMIZERS)
+
+
+def test_no_hidden_width_is_softmax_regression(tmp_path):
+    results = study.main(["--quick", "--out", str(tmp_path / "run"), "--quiet", "--train-images", "600",
+                          "--val-images", "100", "--epochs", "1", "--hidden"])
+    assert results["config"]["hidden"] == [] and results["runs"][0]["config"]["layers"] == [784, 10]
+
+
+def test_ctrl_c_then_resume_continues_the_checkpoint(tmp_path):
+    """The message after Ctrl-C says --resume continues; the resumed run trains only the epochs after its checkpoint
+    (its first progress line is the epoch after the checkpoint) and ends where an uninterrupted run ends."""
+    import json
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    epochs = 30  # a checkpoint after every epoch (30 // 20 = 1), each epoch ~0.1 s: time to stop it in between
+    argv = [sys.executable, "-m", "experiments.train", "--quick", "--epochs", str(epochs), "--train-images", "4000",
+            "--val-images", "200", "--hidden", "16", "--progress", "lines"]
+    steps = lambda out: [int(p.name) for p in (out / "checkpoints" / "sweep").glob("[0-9]*") if p.name.isdigit()]
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([*argv, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoints" / "sweep").is_dir() or not steps(out):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "rerun the same command with --resume to continue" in err, err
+    saved = max(steps(out))
+    assert 1 <= saved < epochs, saved
+    resumed = subprocess.run([*argv, "--out", str(out), "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    after = resumed.stdout[resumed.stdout.index("resumed from"):]
+    assert f"after epoch {saved}" in after.splitlines()[0], after
+    first_epoch = re.search(rf"epoch +([0-9.]+)/{epochs} ", after)
+    assert first_epoch and float(first_epoch[1]) == saved + 1, after  # not epoch 1 again
+    clean = subprocess.run([*argv, "--out", str(tmp_path / "clean"), "--quiet"], capture_output=True, text=True,
+                           timeout=300)
+    assert clean.returncode == 0, clean.stderr
+    got, want = (json.loads((o / "results.json").read_text())["runs"][0] for o in (out, tmp_path / "clean"))
+    assert got["history"]["val_loss"] == pytest.approx(want["history"]["val_loss"], rel=1e-6)
+    assert got["final"] == pytest.approx(want["final"], rel=1e-6)
+
+
+def test_the_record_is_what_the_engine_trained(quick, received):
+    assert_records_are_what_ran(quick[1], received, l2_key="l2_run")

@@ -5,7 +5,8 @@ another study.
 from experiments.lib import plots
 from experiments.lib.config import StudyConfig, config_hash
 from experiments.lib.errors import RunError, UsageError
-from experiments.lib.report import Report, fmt, fmt_epoch, format_seconds
+from experiments.lib.numbers import fmt, fmt_epoch, format_seconds
+from experiments.lib.report import Report
 from experiments.lib.results import check_results, divergence, read_results, run_record, to_jsonable, write_json
 from experiments.lib.study import Study, main, write_report
 

@@ -9,6 +9,8 @@ import dataclasses
 import math
 from typing import Iterable
 
+from experiments.lib.numbers import fmt
+
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
@@ -51,8 +53,6 @@ class Claim:
 
 
 def _number(value: float, digits: int) -> str:
-    from experiments.lib.report import fmt
-
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "—" if not isinstance(value, float) or not math.isfinite(value) else fmt(value, digits)

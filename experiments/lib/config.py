@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Sequence, TypeVar
 
 from experiments.lib.errors import UsageError
+from experiments.lib.jsonable import to_jsonable
 
 C = TypeVar("C", bound="StudyConfig")
 REPO = Path(__file__).resolve().parents[2]
@@ -366,10 +367,8 @@ def validate(config: StudyConfig) -> None:
 
 # ---------------------------------------------------------------- the record and its hash
 def _plain(value: Any) -> Any:
-    """:func:`~experiments.lib.results.to_jsonable`, but NaN and ±inf kept apart (as text), so
+    """:func:`~experiments.lib.jsonable.to_jsonable`, but NaN and ±inf kept apart (as text), so
     that they never hash alike."""
-    from experiments.lib.results import to_jsonable
-
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if value != value else ("inf" if value > 0 else "-inf")
     if isinstance(value, (list, tuple)):

@@ -26,6 +26,7 @@ def page(markdown_text: str, title: str) -> str:
 
 
 def write(markdown_text: str, title: str, path: Path) -> Path:
-    """Writes :func:`page` to ``path``; returns it."""
-    path.write_text(page(markdown_text, title))
-    return path
+    """Writes :func:`page` to ``path`` (atomically); returns it."""
+    from experiments.lib.results import write_text_atomic
+
+    return write_text_atomic(path, page(markdown_text, title))

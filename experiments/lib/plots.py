@@ -91,10 +91,14 @@ def _marker(n_points: int, markers: bool | None) -> str:
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    from experiments.lib.results import replacing
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:  # into <name>.tmp, then renamed: Ctrl-C mid-draw never leaves half a PNG
+        with replacing(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from experiments.lib.errors import UsageError
+from experiments.lib.jsonable import to_jsonable
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
 FINAL_KEYS = ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss", "val_loss", "test_loss")
@@ -25,32 +25,6 @@ REQUIRED_RESULTS_KEYS = (
 
 
 # ---------------------------------------------------------------- JSON
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON values: arrays and numpy/jax scalars to lists/numbers, NaN/±inf to None,
-    Paths to str, tuples/sets to lists, NamedTuples/dataclasses to dicts."""
-    if obj is None or isinstance(obj, (bool, str, int)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if hasattr(obj, "_asdict"):
-        return to_jsonable(obj._asdict())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, (set, frozenset)):
-        return [to_jsonable(v) for v in sorted(obj, key=repr)]
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "__array__"):  # numpy and jax arrays
-        return to_jsonable(np.asarray(obj).tolist())
-    raise TypeError(f"cannot write a {type(obj).__name__} to JSON: {obj!r:.80}")
-
-
 def write_json(path: str | Path, obj: Any) -> Path:
     """Writes ``obj`` (see :func:`to_jsonable`) as strict, indented JSON with sorted keys, atomically:
     into ``<name>.tmp``, then renamed over ``path``. A failed write (a full disk, Ctrl-C) removes
@@ -62,14 +36,24 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """``path.write_text(text)`` atomically (see :func:`write_json`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+    return Path(path)
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yields ``<path>.tmp`` to write; when the block ends it is renamed over ``path`` (an earlier
+    ``path`` is never half overwritten), and when the block fails (a full disk, Ctrl-C) it is
+    removed and ``path`` left as it was. An OSError without a file name is given ``path``'s."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -77,7 +61,6 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         if isinstance(error, OSError) and not error.filename:
             raise type(error)(error.errno, error.strerror, str(path)) from None
         raise
-    return path
 
 
 def write_results(out: str | Path, results: Mapping[str, Any]) -> Path:

@@ -48,8 +48,10 @@ from experiments.lib import config as config_lib
 from experiments.lib.errors import (RunError, UsageError, guarded, no_space, os_error_line, stop_status,
                                     stop_word)
 from experiments.lib.lock import LOCK_NAME, OutputLock
-from experiments.lib.report import Report, format_seconds
-from experiments.lib.results import read_results, results_problems, run_problems, to_jsonable, write_results
+from experiments.lib.numbers import format_seconds
+from experiments.lib.report import Report
+from experiments.lib.results import (read_results, replacing, results_problems, run_problems, to_jsonable,
+                                     write_results)
 
 REPO = config_lib.REPO
 
@@ -195,17 +197,18 @@ class Study:
                        resume: bool | None = None, members: Sequence[str] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``engine.fit`` / ``engine.sweep``: the checkpoint folder of
         ``program`` (stamped with this config's hash, so a checkpoint of other settings is never
-        continued), resume, and the progress hooks. ``checkpoints``: True (every epoch), a
-        number N (every N epochs, and the last), or False (none)."""
+        continued), resume, and the progress hooks. ``checkpoints``: True (about
+        :data:`CHECKPOINTS_PER_RUN` over the run: every ``epochs // 20`` epochs, at least every
+        epoch, and the last), a number N (every N epochs, and the last), or False (none)."""
         from experiments.lib import progress
 
         options = progress.engine_hooks(self.config, label=f"{self.name}: {label}", epochs=epochs, members=members)
         if checkpoints:
-            if not isinstance(checkpoints, bool):
-                options["checkpoint_every"] = int(checkpoints)
+            every = max(1, epochs // CHECKPOINTS_PER_RUN) if checkpoints is True else int(checkpoints)
+            options["checkpoint_every"] = every
             options.update(checkpoint_dir=self.path(f"checkpoints/{program}"),
                            resume=bool(self.config.resume if resume is None else resume),
-                           config={"study": self.name, "study_config_hash": self.config_hash})
+                           checkpoint_config={"study": self.name, "study_config_hash": self.config_hash})
         return options
 
     def train(self, program: str, names: Sequence[str], train_fn: Callable[..., list[dict[str, Any]]], *,
@@ -224,8 +227,9 @@ class Study:
 
         Args:
           checkpoints: checkpoints of the program under ``<out>/checkpoints/<program>``: True
-            after every epoch, a number N after every N epochs (for many short epochs: a save
-            costs about 10 ms plus the write), False none. With them Ctrl-C, SIGTERM or a kill
+            about 20 over the run (every ``max(1, epochs // 20)`` epochs, and the last: a save
+            blocks for about 10 ms plus the write, which many short epochs would feel), a
+            number N after every N epochs, False none. With them Ctrl-C, SIGTERM or a kill
             loses at most the epochs since the last one (``--resume`` continues there); a
             program that trains for more than a minute should keep them.
         """
@@ -261,16 +265,8 @@ class Study:
         """``<out>/arrays/<name>.npz``: arrays a figure needs (e.g. weights), so that
         --report-only can draw it again."""
         path = self.path(f"arrays/{name}.npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        try:  # atomically: a full disk or Ctrl-C never leaves half a file
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        with replacing(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
         return path
 
     def save_progress(self, runs: Sequence[Mapping[str, Any]]) -> Path:
@@ -389,6 +385,7 @@ def write_report(results: Mapping[str, Any], out: Path, report_fn: Callable[[dic
 
 
 # ---------------------------------------------------------------- failing cleanly
+CHECKPOINTS_PER_RUN = 20  # checkpoints=True: a kill loses at most a twentieth of a program (or its one epoch)
 KEPT = ("checkpoints", "arrays", "tb")  # folders whose files a failed step never removes
 ATOMIC = ("results.json", "metrics.csv", LOCK_NAME)  # written whole or not at all: never removed
 

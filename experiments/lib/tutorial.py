@@ -19,7 +19,8 @@ import numpy as np
 
 from experiments.lib import plots
 from experiments.lib.config import StudyConfig
-from experiments.lib.report import Report, format_seconds
+from experiments.lib.numbers import format_seconds
+from experiments.lib.report import Report
 from experiments.lib.results import divergence, run_record
 from jaxnet import data, evaluate, losses, mlp, train
 from jaxnet.history import History

@@ -206,7 +206,7 @@ def fetch_files(name: str, *, data_dir: Path, manual_dir: Path) -> dict[str, Pat
     if not missing and all((manual_dir / f).is_file() for f in files):
         # every file is in the manual folder: verify it here, so that nothing is written
         # (a read-only data dir works; tfds' manager would create its download folder)
-        return {filename: _verified(manual_dir / filename, url, info) for filename, (url, info) in files.items()}
+        return {filename: _verified(name, manual_dir / filename, url, info) for filename, (url, info) in files.items()}
     if missing and not _reachable([files[f][0] for f in missing], NETWORK_TIMEOUT_S):
         host = urllib.parse.urlsplit(files[missing[0]][0]).hostname
         raise MissingDataError(
@@ -232,12 +232,7 @@ def fetch_files(name: str, *, data_dir: Path, manual_dir: Path) -> dict[str, Pat
                 else:
                     where, got = f"the file downloaded from {url}", re.findall(r"[0-9a-f]{64}", str(e))[-1:]
                     got = got[0] if got else "unknown"
-                raise ChecksumError(
-                    f"{filename}: checksum mismatch, so the file was not used.\n"
-                    f"  file:     {where}\n  expected: sha256 {info.checksum} (registered by tfds)\n"
-                    f"  got:      sha256 {got}\n"
-                    f"Replace it with the official file from {url}."
-                ) from None
+                raise ChecksumError(_mismatch(name, filename, where, got, url, info.checksum)) from None
             except (OSError, ConnectionError) as e:
                 raise MissingDataError(
                     _missing_message(name, files, manual_dir, missing, f"download of {url} failed: {e}")
@@ -245,17 +240,24 @@ def fetch_files(name: str, *, data_dir: Path, manual_dir: Path) -> dict[str, Pat
     return paths
 
 
-def _verified(path: Path, url: str, info) -> Path:
+def _verified(name: str, path: Path, url: str, info) -> Path:
     """``path`` if its sha256 is the one tfds registers for ``url``; else ChecksumError."""
     got = _sha256(path)
     if got != info.checksum:
-        raise ChecksumError(
-            f"{path.name}: checksum mismatch, so the file was not used.\n"
-            f"  file:     {path}\n  expected: sha256 {info.checksum} (registered by tfds)\n"
-            f"  got:      sha256 {got}\n"
-            f"Replace it with the official file from {url}."
-        )
+        raise ChecksumError(_mismatch(name, path.name, path, got, url, info.checksum))
     return path
+
+
+def _mismatch(name: str, filename: str, where: object, got: str, url: str, expected: str) -> str:
+    """The checksum error's text. A file that is another dataset's official one (Fashion-MNIST's
+    files in the MNIST folder, say) is named as such, with the folder to fix, not the file."""
+    head = (f"{filename}: checksum mismatch, so the file was not used.\n"
+            f"  file:     {where}\n  expected: sha256 {expected} (registered by tfds)\n  got:      sha256 {got}\n")
+    other = next((o for o in CLASS_NAMES if o != name and registered_files(o)[filename][1].checksum == got), None)
+    if other is not None:
+        return (head + f"It is the official {other} file, not the {name} one: point --manual-dir (or "
+                f"${MANUAL_DIR_ENV}) at a folder holding the {name} files, or load {other!r} instead.")
+    return head + f"Replace it with the official file from {url}."
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:

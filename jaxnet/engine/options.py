@@ -19,6 +19,7 @@ _RENAMED = {
     "hidden": "the activation is part of the model now: pass model=mlp.model(sizes, activation=mlp.RELU)",
     "apply_fn": "pass the network as the model argument (mlp.model(...) or cnn.model(...))",
     "callback": "hooks=[f]: f receives every structured event (engine.Check, Diverged, Stopped, Resumed)",
+    "config": "checkpoint_config={...}: the extra settings stored with checkpoints and compared on resume",
 }
 
 
@@ -50,7 +51,7 @@ class Options:
     resume: bool = False
     """Continue from the newest checkpoint in ``checkpoint_dir``; its configuration must equal
     this one's apart from ``epochs`` (else :class:`jaxnet.checkpoint.ConfigMismatchError`)."""
-    config: dict | None = None
+    checkpoint_config: dict | None = None
     """Extra JSON-able settings stored with checkpoints and compared on resume."""
     log: Callable[[str], None] | None = print
     """Where the progress lines go (one per check, formatted from the events); None for quiet."""

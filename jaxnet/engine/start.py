@@ -103,7 +103,7 @@ def start(
     place, batch_sharding = _placement(o)
     programs = programs_lib.compiled(_structure(model, optimizer, o, l2 is not None, False, batch_sharding))
     lam = 0.0 if l2 is None else float(l2)
-    config = dict(o.config or {}, activation=getattr(model.activation, "name", None), grad_source=o.grad_source,
+    config = dict(o.checkpoint_config or {}, activation=getattr(model.activation, "name", None), grad_source=o.grad_source,
                   seed=seed, **_describe(params, opt_state, l2, len(x)))
     as_placed = lambda tree: jax.tree.map(place, tree)  # noqa: E731
     val, test = (None if data is None else as_placed(validate.split(name, data, x))
@@ -181,7 +181,7 @@ def start_sweep(
     stack = lambda trees: jax.tree.map(lambda *leaves: place_members(np.stack(leaves)), *trees)  # noqa: E731
     programs = programs_lib.compiled(_structure(model, optimizer, o, l2 is not None, True))
     lams = np.asarray(settings["l2"] or [0.0] * count, _dtype(member_params[0]))
-    config = dict(o.config or {}, activation=getattr(model.activation, "name", None), grad_source=o.grad_source,
+    config = dict(o.checkpoint_config or {}, activation=getattr(model.activation, "name", None), grad_source=o.grad_source,
                   **{k: np.asarray(v).tolist() for k, v in settings.items()
                      if v is not None and k not in ("labels", "indices")},
                   **_describe(member_params[0], member_states[0], None, member_indices.shape[1]))
