@@ -22,32 +22,28 @@ its records as soon as they are made, and saves every finished program into ``re
 (``complete: false`` until the end), so a later failure, Ctrl-C or SIGTERM keeps them for
 ``--resume``. A failed or stopped run ends in one line naming the file and the fix; its partial
 files (``*.tmp``, empty files, a half-drawn report) are removed, and an output folder it created
-and left empty is removed too.
+and left empty is removed too (:mod:`experiments.lib.failing`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import functools
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
-import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from experiments.lib import config as config_lib
-from experiments.lib.errors import (RunError, UsageError, guarded, no_space, os_error_line, stop_status,
-                                    stop_word)
-from experiments.lib.lock import LOCK_NAME, OutputLock
+from experiments.lib import failing
+from experiments.lib.errors import RunError, UsageError, guarded
+from experiments.lib.lock import OutputLock
 from experiments.lib.numbers import format_seconds
 from experiments.lib.report import Report
 from experiments.lib.results import (read_results, replacing, results_problems, run_problems, to_jsonable,
@@ -384,158 +380,7 @@ def write_report(results: Mapping[str, Any], out: Path, report_fn: Callable[[dic
     return report.write(out)
 
 
-# ---------------------------------------------------------------- failing cleanly
 CHECKPOINTS_PER_RUN = 20  # checkpoints=True: a kill loses at most a twentieth of a program (or its one epoch)
-KEPT = ("checkpoints", "arrays", "tb")  # folders whose files a failed step never removes
-ATOMIC = ("results.json", "metrics.csv", LOCK_NAME)  # written whole or not at all: never removed
-
-
-def _files(out: Path) -> dict[Path, tuple[int, int]]:
-    """Every file under ``out`` (not in checkpoints/, whose writer keeps its own temporary
-    folders) with its size and modification time."""
-    found = {}
-    if not out.is_dir():
-        return found
-    for root, dirs, files in os.walk(out):
-        if Path(root) == out:
-            dirs[:] = [d for d in dirs if d != "checkpoints"]
-        for name in files:
-            path = Path(root) / name
-            with contextlib.suppress(OSError):
-                stat = path.stat()
-                found[path] = (stat.st_size, stat.st_mtime_ns)
-    return found
-
-
-def _remove_partial(out: Path, before: dict[Path, tuple[int, int]], *, report_stage: bool) -> list[Path]:
-    """Removes what a failed step left half-written: ``*.tmp`` files and empty files it made;
-    in the report stage also every figure and page it made or changed (a figure cut short by
-    Ctrl-C looks whole; --report-only draws them all again from results.json). Never removes
-    results.json or metrics.csv (written atomically), the lock, nor anything under :data:`KEPT`.
-    Returns the removed files that were visibly partial (``*.tmp`` or empty), newest first."""
-    partial = []
-    for path, (size, mtime) in sorted(_files(out).items(), key=lambda item: -item[1][1]):
-        touched = before.get(path) != (size, mtime)
-        kept = path.relative_to(out).parts[0] in KEPT or path.name in ATOMIC
-        cut = path.name.endswith(".tmp") or (touched and size == 0 and not kept)
-        if cut or (report_stage and touched and not kept):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                if cut:
-                    partial.append(path)
-    return partial
-
-
-def _remove_if_empty(top: Path, out: Path) -> bool:
-    """Removes ``out`` and its parents up to ``top`` (the folders this run created) where they
-    hold nothing but empty folders. Returns whether ``out`` is gone."""
-    if not out.is_dir():
-        return not out.exists()
-    for root, dirs, files in os.walk(out, topdown=False):
-        if not files and not os.listdir(root):
-            with contextlib.suppress(OSError):
-                os.rmdir(root)
-    folder, top = out.absolute(), top.absolute()
-    while folder != top.parent and (folder == top or top in folder.parents):
-        if folder.is_dir():
-            if any(folder.iterdir()):
-                break
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        folder = folder.parent
-    return not out.exists()
-
-
-def _settle_checkpoints() -> None:
-    """Lets the checkpoint save in flight land (orbax cannot finish it once the interpreter
-    shuts down; it would print its threads' tracebacks). Its error, if any, is the run's
-    error already (the engine raises it at the next save), so it is not repeated here."""
-    if "jaxnet.checkpoint" not in sys.modules:
-        return
-    from jaxnet import checkpoint
-
-    def close_all() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with contextlib.suppress(Exception):
-                checkpoint.close_all()
-
-    # on a thread of its own: a Ctrl-C meanwhile meets the main thread's handler (which ignores
-    # it while stopping) instead of the checkpoint module's, which would announce it again
-    closer = threading.Thread(target=close_all, name="jaxnet-settle-checkpoints", daemon=True)
-    closer.start()
-    closer.join()
-
-
-def _remove_unfinished_checkpoints(out: Path) -> None:
-    """Removes the step folders a stopped or failed save left unfinished (orbax writes a step
-    as ``<step>.orbax-checkpoint-tmp*`` and renames it when complete; resume never reads them)."""
-    for partial in (out / "checkpoints").glob("*/*.orbax-checkpoint-tmp*"):
-        if partial.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _first_missing(out: Path) -> Path | None:
-    """The outermost folder of ``out`` that does not exist yet (None if ``out`` exists)."""
-    if out.exists():
-        return None
-    top = out.absolute()
-    while not top.parent.exists():
-        top = top.parent
-    return top
-
-
-def _saved(out: Path, start: dict[Path, tuple[int, int]]) -> str:
-    """What a stopped run kept, for its one line (a results.json this run has not written is
-    not its own: ``start`` holds the files as they were when it began)."""
-    path = out / "results.json"
-    try:
-        ours = path.exists() and start.get(path) != (path.stat().st_size, path.stat().st_mtime_ns)
-        results = read_results(path) if ours else None
-    except (UsageError, OSError):
-        results = None
-    if results and results.get("complete") is True:
-        return f"{path} is complete"
-    if results and results.get("runs"):
-        return f"the {len(results['runs'])} finished run(s) are kept in {path}"
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        return f"no run had finished; the checkpoints are kept in {out / 'checkpoints'}"
-    return "no run had finished"
-
-
-def _failure(error: BaseException, out: Path, *, stage: str, removed: Sequence[Path], gone: bool,
-             start: dict[Path, tuple[int, int]] | None = None) -> UsageError | None:
-    """The one-line error of a run stopped by Ctrl-C, SIGTERM or a refused write, naming what
-    was kept and the fix; None for any other error."""
-    report = stage == "report"
-    start = {} if start is None else start
-    if isinstance(error, KeyboardInterrupt):
-        if gone:
-            return RunError(f"{stop_word(error)}; nothing had been saved, and {out} was removed",
-                            "run the command again", status=stop_status(error))
-        fix = (f"rebuild the report with --report-only --out {out}" if report
-               else "rerun the same command with --resume to continue")
-        partial = f"; the partial {removed[0].name} was removed" if removed else ""
-        return RunError(f"{stop_word(error)}: {_saved(out, start)}{partial}",
-                        fix, status=stop_status(error))
-    if not isinstance(error, OSError) and no_space(error) is not None:
-        error = no_space(error)
-    if isinstance(error, OSError):
-        where = error.filename or (f"{removed[0]} (removed)" if removed else
-                                   f"the report into {out}" if report else f"into {out}")
-        line = os_error_line(error, str(where))
-        if line is None:
-            return None
-        problem = line.split(" — ")[0]
-        if "no space" not in problem:
-            return RunError(problem, "choose a writable --out folder")
-        if gone:
-            return RunError(f"{problem}; nothing had been saved, and {out} was removed",
-                            "free space on that disk or choose another --out, then run the command again")
-        fix = ("free space on that disk or choose another --out, then rebuild the report with --report-only"
-               if report else "free space on that disk or choose another --out, then rerun with --resume")
-        return RunError(f"{problem}; {_saved(out, start)}", fix)
-    return None
 
 
 def _report_only(name: str, cls: type, out: Path, report_fn: Callable) -> dict[str, Any]:
@@ -555,7 +400,7 @@ def _report_only(name: str, cls: type, out: Path, report_fn: Callable) -> dict[s
     import matplotlib
 
     matplotlib.use("Agg")
-    before = _files(out)
+    before = failing.files(out)
     try:
         with OutputLock(out):
             from experiments.lib import logs
@@ -563,8 +408,8 @@ def _report_only(name: str, cls: type, out: Path, report_fn: Callable) -> dict[s
             logs.write_metrics_csv(out, results)
             report = write_report(results, out, report_fn)
     except BaseException as error:
-        removed = _remove_partial(out, before, report_stage=True)
-        replacement = _failure(error, out, stage="report", removed=removed, gone=False)
+        removed = failing.remove_partial(out, before, report_stage=True)
+        replacement = failing.failure(error, out, stage="report", removed=removed, gone=False)
         if replacement is None:
             raise
         raise replacement from error
@@ -600,13 +445,13 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
     matplotlib.use("Agg")
     from experiments.lib import progress
 
-    top = _first_missing(out)
+    top = failing.first_missing(out)
     before: dict[Path, tuple[int, int]] = {}
     start: dict[Path, tuple[int, int]] = {}
     stage = "run"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        before = start = _files(out)
+        before = start = failing.files(out)
         with OutputLock(out), progress.closing():
             study.environment = environment()
             study.previous = _previous(study, earlier)
@@ -621,7 +466,7 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
                                "this is a bug in the study: rerun with --debug and report it")
             write_results(out, results)
             stage = "report"
-            before = _files(out)
+            before = failing.files(out)
             from experiments.lib import logs
 
             logs.write_metrics_csv(out, results)
@@ -630,11 +475,11 @@ def _run(name: str, cls: type, run_fn: Callable, report_fn: Callable, argv: list
             path = write_report(results, out, report_fn)
             study.log(f"wrote {path} and results.json in {format_seconds(study.seconds())}")
     except BaseException as error:
-        _settle_checkpoints()
-        _remove_unfinished_checkpoints(out)
-        removed = _remove_partial(out, before, report_stage=stage == "report")
-        gone = top is not None and _remove_if_empty(top, out)
-        replacement = _failure(error, out, stage=stage, removed=removed, gone=gone, start=start)
+        failing.settle_checkpoints()
+        failing.remove_unfinished_checkpoints(out)
+        removed = failing.remove_partial(out, before, report_stage=stage == "report")
+        gone = top is not None and failing.remove_if_empty(top, out)
+        replacement = failing.failure(error, out, stage=stage, removed=removed, gone=gone, start=start)
         if replacement is None:
             raise
         raise replacement from error
