@@ -269,8 +269,10 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
     rep = lib.Report(f"Your experiment: {cfg['dataset']}, {'-'.join(map(str, layers))}", quick=results["quick"])
     rep.what_was_run(
         f"{cfg['dataset']} ({'[−1, 1]' if cfg['pixels'] == 'pm1' else '[0, 1]'} pixels; {cfg['val_images']:,} "
-        f"training images held out for validation), a {'-'.join(map(str, layers))} MLP with {cfg['activation']} "
-        f"hidden units, {cfg['loss']} loss, {cfg['init']} initialisation, {cfg['optimizer']} "
+        f"training images held out for validation), a {'-'.join(map(str, layers))} "
+        + (f"MLP with {cfg['activation']} hidden units" if len(layers) > 2 else "network without a hidden layer "
+           f"(a linear model{': softmax regression' if cfg['loss'] == 'softmax_cross_entropy' else ''})")
+        + f", {cfg['loss']} loss, {cfg['init']} initialisation, {cfg['optimizer']} "
         f"(batch {cfg['batch_size']}, {cfg['epochs']} epochs). Members: learning rates "
         f"{', '.join(f'{v:g}' for v in cfg['learning_rates'])} × λ {', '.join(f'{v:g}' for v in cfg['lambdas'])} × "
         f"seeds {', '.join(map(str, cfg['seeds']))}: {len(runs)} members as one vmapped program."

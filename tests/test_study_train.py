@@ -99,6 +99,8 @@ def test_no_hidden_width_is_softmax_regression(tmp_path):
     results = study.main(["--quick", "--out", str(tmp_path / "run"), "--quiet", "--train-images", "600",
                           "--val-images", "100", "--epochs", "1", "--hidden"])
     assert results["config"]["hidden"] == [] and results["runs"][0]["config"]["layers"] == [784, 10]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "a 784-10 network without a hidden layer" in report and "hidden units" not in report
 
 
 def test_ctrl_c_then_resume_continues_the_checkpoint(tmp_path):

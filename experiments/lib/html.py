@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from experiments.lib.results import write_text_atomic
+
 STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 img { max-width: 100%; height: auto; display: block; margin: 1rem 0 0.25rem; }
@@ -27,6 +29,4 @@ def page(markdown_text: str, title: str) -> str:
 
 def write(markdown_text: str, title: str, path: Path) -> Path:
     """Writes :func:`page` to ``path`` (atomically); returns it."""
-    from experiments.lib.results import write_text_atomic
-
     return write_text_atomic(path, page(markdown_text, title))

@@ -21,6 +21,8 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from experiments.lib.results import replacing  # noqa: E402
+
 DPI = 120
 MARKER_MAX_POINTS = 15
 """Curves with at most this many points get point markers; longer ones are plain lines."""
@@ -91,8 +93,6 @@ def _marker(n_points: int, markers: bool | None) -> str:
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    from experiments.lib.results import replacing
-
     path = Path(path)
     try:  # into <name>.tmp, then renamed: Ctrl-C mid-draw never leaves half a PNG
         with replacing(path) as tmp:

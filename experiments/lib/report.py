@@ -9,8 +9,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from experiments.lib import html
 from experiments.lib.claims import sentence
 from experiments.lib.numbers import fmt
+from experiments.lib.results import write_text_atomic
 
 
 def _number(x: Any) -> float | None:
@@ -137,9 +139,6 @@ class Report:
     def write(self, out: str | Path) -> Path:
         """Writes ``<out>/report.md`` and the same page as ``report.html`` (figures inline);
         returns the Markdown file's path."""
-        from experiments.lib import html
-        from experiments.lib.results import write_text_atomic
-
         path = Path(out) / "report.md"
         text = self.markdown(out)
         write_text_atomic(path, text)
