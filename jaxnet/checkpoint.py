@@ -2,26 +2,26 @@
 best params, RNG key) as a pytree, and the run's metadata (config, histories, epoch) as
 JSON, one step directory per epoch, the newest :data:`KEEP` kept.
 
-Everything runs on orbax's own machinery: one ``orbax.checkpoint.CheckpointManager`` with
-asynchronous checkpointing per run directory, for the life of the process. ``save``
-blocks while orbax copies the arrays off the device, makes the step's directories and
-starts its background write (10-30 ms for the 784-128-64-10 network with momentum on a
-2-core CPU machine, almost all of it orbax's own work per save); orbax writes the step
-into a temporary directory and renames it when complete, so a process killed mid-write
-leaves the earlier steps intact.
+Orbax writes every step: one synchronous ``orbax.checkpoint.CheckpointManager`` per run
+directory, for the life of the process, called on one writer thread of this module (a
+``concurrent.futures`` pool of one). ``save`` blocks training only while it copies the
+arrays on their device (so the engine may donate them at once) and takes their CRC-32s:
+2-3 ms for the 784-128-64-10 network with momentum on a 2-core CPU machine
+(``python -m benchmarks.checkpoint_save``), where orbax's own asynchronous save blocked
+20-30 ms (its event loop and about ten thread starts per save). Orbax writes the step into a temporary directory and renames it when
+complete, so a process killed mid-write leaves the earlier steps intact.
 
-Every save lands: orbax starts a save only once the previous one is on disk. When epochs
-are faster than writes, ``save`` therefore blocks until the previous write finishes, and
-training runs at the pace of the disk: each epoch waits out the rest of the previous
-write (about 50 ms for the network above here), with one step in flight, never a queue
-that a kill could lose. ``wait(directory)`` blocks until the pending save is on disk;
+Every save lands: a save starts only once the previous one is on disk. When epochs are
+faster than writes, ``save`` therefore blocks until the previous write finishes, and
+training runs at the pace of the disk, with one step in flight, never a queue that a kill
+could lose. ``wait(directory)`` blocks until the pending save is on disk;
 ``latest_epoch``, ``restore_meta``, ``restore`` and ``clear`` wait by themselves. Ctrl-C
-during ``save`` or a wait is held back until that call is done, then delivered.
+and SIGTERM during ``save`` or a wait are held back until that call is done, then delivered.
 
-Call ``wait`` or ``close`` when a run ends (``engine.finish`` waits). Orbax cannot finish
-a save at exit: Python shuts down the thread pools its writer uses before it runs any
-``atexit`` hook, so a save still in flight when the interpreter exits is lost (like a
-kill, leaving the earlier steps intact), and the exit hook here only reports it.
+Call ``wait`` or ``close`` when a run ends (``engine.finish`` waits). A save still in flight
+when the interpreter exits may be lost (Python shuts down the thread pools orbax's writer
+uses before it runs any ``atexit`` hook): like a kill, it leaves the earlier steps intact,
+and the exit hook here reports it.
 
 Each array's CRC-32 is stored with the step and checked on restore. A step that cannot be
 read (a truncated array file, garbled JSON, a checksum mismatch) is skipped with one
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import gc
 import json
@@ -64,7 +65,9 @@ class CorruptCheckpointWarning(UserWarning):
 
 
 _managers: dict[Path, ocp.CheckpointManager] = {}
+_pending: dict[Path, concurrent.futures.Future] = {}  # the save in flight, per directory
 _reported: dict[Path, set[int]] = {}  # unreadable steps already warned about, per directory
+_writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxnet-checkpoint")
 
 
 def _path(directory: str | Path) -> Path:
@@ -78,12 +81,7 @@ def _manager(path: Path, *, create: bool = True) -> ocp.CheckpointManager | None
     if path not in _managers:
         if not create and not path.exists():
             return None
-        # The step's directories are made before save returns: made on orbax's thread, a write
-        # cut off by the interpreter's exit would leave its other threads waiting for them for
-        # orbax's whole timeout (20 minutes), and the process hung.
-        in_save = ocp.AsyncOptions(create_directories_asynchronously=False)
-        options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=True, create=True,
-                                               async_options=in_save)
+        options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, enable_async_checkpointing=False, create=True)
         _managers[path] = ocp.CheckpointManager(path, options=options)
     return _managers[path]
 
@@ -117,11 +115,14 @@ def _holding_signals(path: Path):
             signal.raise_signal(held[0])
 
 
-def _finished(path: Path, manager: ocp.CheckpointManager) -> None:
-    """Waits for the pending save of ``manager``, raising its error."""
+def _finished(path: Path) -> None:
+    """Waits for the pending save to ``path``, raising its error."""
+    pending = _pending.pop(path, None)
+    if pending is None:
+        return
     with _holding_signals(path):
         try:
-            manager.wait_until_finished()
+            pending.result()
         except Exception as error:  # noqa: BLE001 — orbax and tensorstore raise their own kinds
             raise RuntimeError(f"saving a checkpoint to {path} failed: {_one_line(error)}") from error
 
@@ -129,8 +130,8 @@ def _finished(path: Path, manager: ocp.CheckpointManager) -> None:
 def save(directory: str | Path, epoch: int, state: Any, meta: dict) -> None:
     """Writes ``state`` (a pytree of arrays) and ``meta`` (JSON-able) as epoch ``epoch``.
 
-    Blocks until the previous save is on disk and orbax has copied the arrays off the
-    device; orbax writes them on its background thread. Steps at or after ``epoch`` already
+    Blocks until the previous save is on disk and the arrays are copied on their device;
+    orbax writes the copies on this module's writer thread. Steps at or after ``epoch`` already
     in ``directory`` (from a run resumed at an earlier epoch) are replaced. An error of the
     previous save is raised here (and this save is not started), or by :func:`wait`.
 
@@ -142,21 +143,22 @@ def save(directory: str | Path, epoch: int, state: Any, meta: dict) -> None:
     """
     path = _path(directory)
     manager = _manager(path)
-    _finished(path, manager)
+    _finished(path)
     stale = [step for step in manager.all_steps() if step >= epoch]
     for step in stale:
         manager.delete(step)
     _reported.get(path, set()).difference_update(stale)
     with _holding_signals(path):
         try:
+            state = jax.device_put(state, may_alias=False)  # a copy of its own: the engine donates the original
             meta = _normalize(meta)
             items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
             integrity = _checksums(state, meta)
             if integrity is not None:
                 items["integrity"] = ocp.args.JsonSave(integrity)
-            manager.save(epoch, force=True, args=ocp.args.Composite(**items))
         except Exception as error:  # noqa: BLE001
             raise RuntimeError(f"saving a checkpoint to {path} failed: {_one_line(error)}") from error
+        _pending[path] = _writer.submit(manager.save, epoch, force=True, args=ocp.args.Composite(**items))
 
 
 def _checksums(state: Any, meta: Any) -> dict | None:
@@ -175,9 +177,7 @@ def _checksums(state: Any, meta: Any) -> dict | None:
 
 def wait(directory: str | Path) -> None:
     """Blocks until the pending save to ``directory`` is on disk (raising its error)."""
-    path = _path(directory)
-    if path in _managers:
-        _finished(path, _managers[path])
+    _finished(_path(directory))
 
 
 def close(directory: str | Path) -> None:
@@ -189,10 +189,10 @@ def close(directory: str | Path) -> None:
 def _close(path: Path) -> None:
     manager = _managers.pop(path, None)
     _reported.pop(path, None)
-    if manager is not None:
-        try:
-            _finished(path, manager)
-        finally:
+    try:
+        _finished(path)
+    finally:
+        if manager is not None:
             manager.close()
 
 
@@ -221,9 +221,9 @@ def latest_epoch(directory: str | Path) -> int | None:
 def _settled(path: Path) -> ocp.CheckpointManager | None:
     """The manager after its pending save, with its step list re-read from disk (another
     process may have written there); None if ``path`` does not exist."""
+    _finished(path)
     manager = _manager(path, create=False)
     if manager is not None:
-        _finished(path, manager)
         manager.reload()
     return manager
 

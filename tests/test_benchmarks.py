@@ -198,6 +198,13 @@ def test_hvp_cost_measures_both_programs():
     assert m["hvp_flops"] > m["grad_flops"] > 0 and m["grad_seconds"] > 0 and m["hvp_seconds"] > 0
 
 
+def test_checkpoint_save_times_every_save_and_every_save_lands():
+    from benchmarks import checkpoint_save
+
+    m = checkpoint_save.measure(saves=4, epoch_seconds=0.0)  # back to back: each waits for the previous write
+    assert (m["saves"], m["newest_step"], m["leaves"]) == (3, 3, 20) and 0 < m["median_ms"] <= m["max_ms"]
+
+
 # --- benchmarks.study_profile and benchmarks.sweep_cores ------------------------------------
 
 

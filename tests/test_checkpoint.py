@@ -7,12 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from helpers import tree_allclose
@@ -237,6 +239,24 @@ def test_arrays_may_be_donated_right_after_save(tmp_path):
     jax.block_until_ready(overwrite(state["params"]))  # while the write is (most likely) still running
     _, restored, _ = checkpoint.restore(tmp_path, small_state(0.0))
     assert_state(restored, 1.0)
+
+
+def test_orbax_writes_on_the_writer_thread_while_the_caller_trains_on(tmp_path, monkeypatch):
+    """save returns once the arrays are copied; orbax's (synchronous) write runs on the module's
+    writer thread, never on the thread that trains."""
+    writers = []
+    real_save = ocp.CheckpointManager.save
+
+    def spy(manager, *args, **kwargs):  # the real save runs; only its thread is noted
+        writers.append(threading.current_thread().name)
+        return real_save(manager, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", spy)
+    for epoch in (1, 2):
+        checkpoint.save(tmp_path, epoch, small_state(float(epoch)), {"epoch": epoch})
+    checkpoint.wait(tmp_path)
+    assert len(writers) == 2 and all(name.startswith("jaxnet-checkpoint") for name in writers), writers
+    assert threading.current_thread().name not in writers and steps_on_disk(tmp_path) == [1, 2]
 
 
 def test_saving_an_earlier_epoch_replaces_the_later_steps(tmp_path):
