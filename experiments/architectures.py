@@ -225,7 +225,7 @@ def accuracy_vs_params(path: Path, runs: Sequence[Mapping[str, Any]], epochs: in
                title=f"Test accuracy against parameter count ({epochs} epochs)")
         ax.margins(x=0.12, y=0.15)
         ax.legend(loc="lower right")
-        return plots._save(fig, path)  # noqa: SLF001  the shared saver (dpi, tight box, close)
+        return plots.save_figure(fig, path)
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:

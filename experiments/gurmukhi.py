@@ -56,10 +56,9 @@ class Config(lib.StudyConfig):
         return dataclasses.replace(self, seed_count=3, epochs=5)
 
     def problems(self) -> list[tuple[str, str, str]]:
+        # after the shared checks (config.RANGES): seed_count ≥ 1 and learning_rate > 0 already hold
         found = []
-        if self.seed_count < 1:
-            found.append(("--seed-count", f"{self.seed_count}", "train at least one seed"))
-        elif self.seed + self.seed_count - 1 > config_lib.SEED_MAX:
+        if self.seed + self.seed_count - 1 > config_lib.SEED_MAX:
             found.append(("--seed-count", f"seed {self.seed} + {self.seed_count} members pass {config_lib.SEED_MAX}",
                           "lower --seed or --seed-count"))
         if not 1 <= self.batch_size <= N_TRAIN:
@@ -67,17 +66,11 @@ class Config(lib.StudyConfig):
                           f"use a batch between 1 and {N_TRAIN:,}"))
         if any(h < 1 for h in self.hidden):
             found.append(("--hidden", f"{' '.join(map(str, self.hidden))} has a width below 1", "give widths ≥ 1"))
-        if self.learning_rate <= 0:
-            found.append(("--learning-rate", f"{self.learning_rate} is not positive", "give a rate > 0"))
         return found
 
 
-def layers(config: Config) -> list[int]:
-    return [INPUTS, *config.hidden, CLASSES]
-
-
-def seeds_of(config: Config) -> list[int]:
-    return [config.seed + k for k in range(config.seed_count)]
+def layers(hidden: Sequence[int]) -> list[int]:
+    return [INPUTS, *hidden, CLASSES]
 
 
 def prepare(x: np.ndarray) -> np.ndarray:
@@ -109,7 +102,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     x_train, y_train = prepare(ds.x_train), np.asarray(ds.y_train)
     x_val, y_val = prepare(ds.x_test), np.asarray(ds.y_test)
     study.save_arrays("validation", images=ds.x_test, labels=y_val)
-    seeds, sizes = seeds_of(config), layers(config)
+    seeds, sizes = [config.seed + k for k in range(config.seed_count)], layers(config.hidden)
     run_config = {"layers": sizes, "hidden": "relu", "init": config.init, "seed": config.seed,
                   "optimizer": "SGD momentum", "learning_rate": config.learning_rate, "momentum": config.momentum,
                   "batch_size": config.batch_size, "epochs": config.epochs,
@@ -118,10 +111,10 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
     def train_seeds(**options: Any) -> list[dict[str, Any]]:
         study.log(f"{len(seeds)} seeds {seeds}: {'-'.join(map(str, sizes))}, {config.epochs} epochs")
-        network = mlp.model(sizes, activation=mlp.RELU, scheme=run_config["init"])
-        result = engine.sweep(network, tutorial.optimizer(run_config["learning_rate"], run_config["momentum"]),
-                              (x_train, y_train), epochs=run_config["epochs"], batch_size=run_config["batch_size"],
-                              init_seed=list(seeds), data_seed=list(seeds), val=(x_val, y_val), **options)
+        network = mlp.model(sizes, activation=mlp.RELU, scheme=config.init)
+        result = engine.sweep(network, tutorial.optimizer(config.learning_rate, config.momentum), (x_train, y_train),
+                              epochs=config.epochs, batch_size=config.batch_size, init_seed=list(seeds),
+                              data_seed=list(seeds), val=(x_val, y_val), **options)
         return [member_record(s, network, result.histories[k], result.member(k), x_val, y_val, run_config)
                 for k, s in enumerate(seeds)]
 
@@ -263,7 +256,7 @@ def sample_figure(path: Path, images: np.ndarray, labels: np.ndarray, prediction
     predictions = np.asarray(predictions)
     wrong = np.flatnonzero(predictions != labels)
     right = [i for c in range(CLASSES) for i in np.flatnonzero((labels == c) & (predictions == labels))[:per_class]]
-    chosen = list(wrong) + [i for i in right if i not in set(wrong)]
+    chosen = list(wrong) + right  # right holds no mistake
     titles = [f"#{i}: {labels[i]} / {predictions[i]}" for i in chosen]
     colors = ["red" if predictions[i] != labels[i] else "black" for i in chosen]
     return plots.image_grid(path, images[chosen], titles=titles, title_colors=colors, ncols=10, cmap="gray",
@@ -274,12 +267,14 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
     """report.md and its figures, from results.json and the saved validation images."""
     cfg, runs = results["config"], results["runs"]
     s, first, names = summarize(runs), runs[0], results["class_names"]
+    seeds = s["seeds"]
     arrays = np.load(out / "arrays" / "validation.npz")
     images, labels = arrays["images"], arrays["labels"]
-    sizes = "-".join(map(str, [INPUTS, *cfg["hidden"], CLASSES]))
+    counts = np.bincount(labels, minlength=CLASSES)
+    sizes = "-".join(map(str, layers(cfg["hidden"])))
     n_train, batch = results["n_train"], cfg["batch_size"]
     ours, theirs = steps_per_epoch(results)
-    seeds = s["seeds"]
+    left_out = n_train - ours * batch
     rep = lib.Report(f"Gurmukhi digits: a {sizes} ReLU network", quick=results["quick"])
     rep.what_was_run(
         f"Gurmukhi handwritten digits, 32×32 1-bit images: {n_train:,} training images and the {s['n_val']} "
@@ -295,8 +290,8 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         + (" (PyTorch's `nn.Linear`: U(±1/√fan_in) for weights and biases)" if cfg["init"] == "uniform" else "")
         + f". SGD with momentum {cfg['momentum']}, learning rate {cfg['learning_rate']}, batch {batch}, a fresh "
         f"shuffle every epoch, {cfg['epochs']} epochs; the engine drops the last incomplete batch of each epoch "
-        f"({n_train:,} = {ours} × {batch} + {n_train - ours * batch}: {ours} steps per epoch"
-        + (f", a different {n_train - ours * batch} images left out each epoch), where PyTorch's `DataLoader` would "
+        f"({n_train:,} = {ours} × {batch} + {left_out}: {ours} steps per epoch"
+        + (f", a different {left_out} images left out each epoch), where PyTorch's `DataLoader` would "
            f"take {theirs} steps." if theirs > ours else ", nothing left out).")
         + f" {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({seeds[0]}..{seeds[-1]}), each its own "
         "initialisation and data order, trained as one vmapped sweep; every number is the model after the last epoch.")
@@ -326,21 +321,19 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
     rep.heading("Per-class results").text(
         "Two per-class numbers, named apart: the **one-vs-rest accuracy** (TPₖ + TNₖ)/N, the binary \"is it k?\" "
         "accuracy, which is the per-class accuracy the coursework reports and is near 1 for any decent model "
-        f"(a class of {min(np.bincount(labels, minlength=CLASSES))} images can be missed entirely and still score "
-        f"{1 - min(np.bincount(labels, minlength=CLASSES)) / s['n_val']:.2f}); and the **recall** TPₖ/Nₖ, the "
-        "fraction of class k's validation images classified as k. Columns: the first seed, and the mean over seeds.")
+        f"(a class of {min(counts)} images can be missed entirely and still score {1 - min(counts) / s['n_val']:.2f}); "
+        "and the **recall** TPₖ/Nₖ, the fraction of class k's validation images classified as k. Columns: the "
+        "first seed, and the mean over seeds.")
     seed_mean = {key: np.mean([r["per_class"][key] for r in runs], axis=0).tolist() for key in first["per_class"]}
     rep.per_class_tables(names, {first["name"]: first["per_class"], f"mean of {len(runs)} seeds": seed_mean},
-                         leading={"Images": np.bincount(labels, minlength=len(names)).tolist()})
+                         leading={"Images": counts.tolist()})
     rep.figure(plots.confusion_matrix(out / "confusion.png", first["confusion"], names,
                                       title=f"{first['name']}: validation accuracy {first['final']['val_accuracy']:.3f}"),
                f"Confusion matrix on the validation set, {first['name']} (rows: true class, columns: predicted).")
-    summed = np.sum([r["confusion"] for r in runs], axis=0)
-    rep.figure(plots.confusion_matrix(out / "confusion_all_seeds.png", summed, names,
-                                      title=f"Summed over {len(runs)} seeds"),
+    rep.figure(plots.confusion_matrix(out / "confusion_all_seeds.png", np.sum([r["confusion"] for r in runs], axis=0),
+                                      names, title=f"Summed over {len(runs)} seeds"),
                f"Confusion matrix summed over the {len(runs)} seeds: the confusions that recur across initialisations.")
-    rep.text(confusion_sentence(results))
-    rep.claims(claims(results))
+    rep.text(confusion_sentence(results)).claims(claims(results))
     return rep.reported_vs_reproduced([
         [f"validation accuracy, seed {seeds[0]}", REPORTED_ACCURACY, first["final"]["val_accuracy"],
          reported_note(results, first["final"]["val_accuracy"])],

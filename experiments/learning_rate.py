@@ -52,26 +52,23 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     rates, k = list(config.learning_rates), len(config.learning_rates)
     loss = losses.get(config.loss)
 
+    shared = {"batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
+              "init": config.init, "seed": config.seed, "sweep_members": k}
+
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
         result = engine.sweep(tutorial.model(config.hidden, config.init), tutorial.optimizer(rates[0], config.momentum),
                               (d.x_train, d.y_train), epochs=config.epochs, batch_size=config.batch_size,
                               learning_rate=rates, init_seed=[config.seed] * k, data_seed=[config.seed] * k,
                               loss=loss, test=(d.x_test, d.y_test), eval_train=False, **options)
-        records = []
-        for i, lr in enumerate(rates):
-            history = result.histories[i]
-            run_config = {"loss": config.loss, "learning_rate": lr, "hidden": list(config.hidden),
-                          "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
-                          "init": config.init, "seed": config.seed, "sweep_members": k}
-            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=loss,
-                                           seconds=history.seconds[-1] if history.seconds else 0.0))
-        return records
+        return [tutorial.record(run_name(lr), {"loss": config.loss, "learning_rate": lr, "hidden": list(config.hidden),
+                                               **shared}, history, result.member(i), d, loss=loss,
+                                seconds=history.seconds[-1] if history.seconds else 0.0)
+                for i, (lr, history) in enumerate(zip(rates, result.histories))]
 
     runs = study.train("sweep", [run_name(lr) for lr in rates], train_sweep,
                        label=f"{k} learning rates", epochs=config.epochs)
     study.save_progress(runs)
-    best = best_run(runs)
-    by_lr = {r["config"]["learning_rate"]: r for r in runs}
+    best, by_lr = best_run(runs), by_rate(runs)
     headline = ((f"test accuracy at lr {REPORTED_BEST:g}", by_lr[REPORTED_BEST]["final"]["test_accuracy"])
                 if REPORTED_BEST in by_lr else (f"best test accuracy (lr {best['config']['learning_rate']:g})",
                                                 best["final"]["test_accuracy"]))
@@ -80,6 +77,16 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- outcomes, from the numbers
+def by_rate(runs: Sequence[Mapping[str, Any]]) -> dict[float, Mapping[str, Any]]:
+    """The runs by learning rate (one each: Config.problems refuses a repeated rate)."""
+    return {r["config"]["learning_rate"]: r for r in runs}
+
+
+def test_accuracies(run: Mapping[str, Any]) -> list[float]:
+    """The run's test accuracy after every epoch it has a check for."""
+    return [a for a in run["history"]["test_accuracy"] if a is not None]
+
+
 def best_run(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The run with the highest final test accuracy (the first of equals)."""
     return max(runs, key=lambda r: r["final"]["test_accuracy"] if r["final"]["test_accuracy"] is not None else -1.0)
@@ -109,8 +116,7 @@ def share_epochs(run: Mapping[str, Any], counts: np.ndarray) -> list[float]:
     """The test accuracies of the epochs at which the accuracy equals some class's share of the
     test set (to half an image): what predicting one class for every image gives."""
     shares = counts / counts.sum()
-    return [a for a in run["history"]["test_accuracy"]
-            if a is not None and np.min(np.abs(shares - a)) * counts.sum() < 0.5]
+    return [a for a in test_accuracies(run) if np.min(np.abs(shares - a)) * counts.sum() < 0.5]
 
 
 def largest(results: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -150,9 +156,8 @@ def failure_claims(results: Mapping[str, Any]) -> list[Claim]:
         return out
     accs, dead = share_epochs(run, counts), final["dead_unit_fraction"]
     deadest = int(np.argmax(dead))
-    checks = len([a for a in run["history"]["test_accuracy"] if a is not None])
     out += [Claim("the epochs at which its test accuracy equals some class's share of the test set (what a one-class "
-                  "network scores)", f"the highest of those ({len(accs)} of its {checks} epochs)",
+                  "network scores)", f"the highest of those ({len(accs)} of its {len(test_accuracies(run))} epochs)",
                   max(accs, default=None), "the lowest", min(accs, default=None), margin=0.5 / n, digits=4,
                   more="they differ, so the chosen class changed from epoch to epoch",
                   less="always the same: the same class"),
@@ -165,8 +170,7 @@ def failure_claims(results: Mapping[str, Any]) -> list[Claim]:
                       "recovers, and the output layer sees a constant input, so only its biases still learn, and they "
                       "pick one class for every image.")]
     return out + [Claim(f"the run at {r['name']}, which also ended predicting a single class: its peak test accuracy "
-                        "against its final", "peak",
-                        max((a for a in r["history"]["test_accuracy"] if a is not None), default=None), "final",
+                        "against its final", "peak", max(test_accuracies(r), default=None), "final",
                         r["final"]["test_accuracy"], margin=0.1,
                         more="it first learned (by more than 0.1), then died", less="it never learned much")
                   for r in runs if r is not run and not r["diverged"] and r["final"]["classes_predicted"] == 1]
@@ -174,8 +178,8 @@ def failure_claims(results: Mapping[str, Any]) -> list[Claim]:
 
 def sweep_claims(results: Mapping[str, Any]) -> list[Claim]:
     """Whether the reported best rate was still improving at its last epoch (none with fewer than two)."""
-    run = next((r for r in results["runs"] if r["name"] == run_name(REPORTED_BEST)), {"history": {"test_accuracy": []}})
-    accs = [a for a in run["history"]["test_accuracy"] if a is not None]
+    run = next((r for r in results["runs"] if r["name"] == run_name(REPORTED_BEST)), None)
+    accs = test_accuracies(run) if run else []
     return [] if len(accs) < 2 else [
         Claim(f"the test accuracy of {run['name']}, after the last epoch against its best before", "the last", accs[-1],
               "the best before", max(accs[:-1]), more="still improving at the last epoch", less="no longer improving")]
@@ -188,40 +192,35 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
 
 def confusion_runs(results: Mapping[str, Any]) -> list[str]:
     """The runs whose confusion matrix is drawn: the largest rate, the best, and the reported best (if run)."""
-    runs = results["runs"]
-    by_lr = {r["config"]["learning_rate"]: r for r in runs}
-    names = [largest(results)["name"], best_run(runs)["name"]]
-    if REPORTED_BEST in by_lr:
-        names.append(by_lr[REPORTED_BEST]["name"])
-    return list(dict.fromkeys(names))
+    by_lr = by_rate(results["runs"])
+    reported = [by_lr[REPORTED_BEST]["name"]] if REPORTED_BEST in by_lr else []
+    return list(dict.fromkeys([largest(results)["name"], best_run(results["runs"])["name"], *reported]))
+
+
+def missed_note(run: Mapping[str, Any], epochs: int) -> str:
+    """Why a run's test accuracy is more than 0.01 from the tutorial's: its failure, or our shorter training."""
+    if run["final"]["classes_predicted"] == 1:
+        return (f"{outcome(run)} (its share of the test set); the tutorial's network predicted "
+                f"\"{REPORTED_DEAD_CLASS[0]}\" ({REPORTED_DEAD_CLASS[1]}/10000). The same failure: which class "
+                "the surviving output biases favour after the last epoch is arbitrary.")
+    if run["diverged"]:
+        return f"{outcome(run)}; the tutorial's run did not diverge but predicted one class."
+    return (f"{epochs} epoch{'s' * (epochs != 1)} instead of the tutorial's {tutorial.TUTORIAL_EPOCHS}"
+            if epochs < tutorial.TUTORIAL_EPOCHS else "one run of one seed (no seed spread measured here)")
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     """(quantity, reported, reproduced, note), for the reported rates that were run."""
-    runs, epochs = results["runs"], results["config"]["epochs"]
-    by_lr = {r["config"]["learning_rate"]: r for r in runs}
-    rows = []
+    runs, by_lr, rows = results["runs"], by_rate(results["runs"]), []
     for lr, reported in REPORTED.items():
-        if lr not in by_lr:
-            continue
-        r = by_lr[lr]
-        got = r["final"]["test_accuracy"]
-        note = ""
-        if abs(got - reported) > 0.01 and r["final"]["classes_predicted"] == 1:
-            note = (f"{outcome(r)} (its share of the test set); the tutorial's network predicted "
-                    f"\"{REPORTED_DEAD_CLASS[0]}\" ({REPORTED_DEAD_CLASS[1]}/10000). The same failure: which class "
-                    "the surviving output biases favour after the last epoch is arbitrary.")
-        elif abs(got - reported) > 0.01 and r["diverged"]:
-            note = f"{outcome(r)}; the tutorial's run did not diverge but predicted one class."
-        elif abs(got - reported) > 0.01:
-            note = (f"{epochs} epoch{'s' * (epochs != 1)} instead of the tutorial's {tutorial.TUTORIAL_EPOCHS}"
-                    if epochs < tutorial.TUTORIAL_EPOCHS else "one run of one seed (no seed spread measured here)")
-        rows.append([f"test accuracy at lr {lr:g}", reported, got, note])
+        if lr in by_lr:
+            got = by_lr[lr]["final"]["test_accuracy"]
+            rows.append([f"test accuracy at lr {lr:g}", reported, got,
+                         missed_note(by_lr[lr], results["config"]["epochs"]) if abs(got - reported) > 0.01 else ""])
     if 0.5 in by_lr:
-        r = by_lr[0.5]
-        one = r["final"]["classes_predicted"] == 1
+        one = by_lr[0.5]["final"]["classes_predicted"] == 1
         rows.append(["lr 0.5: every image predicted as one class", "yes", "yes" if one else "no",
-                     "" if one else outcome(r)])
+                     "" if one else outcome(by_lr[0.5])])
     if REPORTED_BEST in by_lr:
         best = best_run(runs)
         gap = best["final"]["test_accuracy"] - by_lr[REPORTED_BEST]["final"]["test_accuracy"]
@@ -235,7 +234,7 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
     """report.md and its figures, from results.json alone."""
     cfg, runs = results["config"], results["runs"]
     rates = [r["config"]["learning_rate"] for r in runs]
-    by_lr = dict(zip(rates, runs))
+    by_lr = by_rate(runs)
     n_train, n_test = cfg["train_images"] or 60_000, cfg["test_images"] or 10_000
     rep = lib.Report(f"Learning rate: one sweep from {min(rates):g} to {max(rates):g}", quick=results["quick"])
     rep.what_was_run(
@@ -248,27 +247,23 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                                  [[f"{lr:g}", *row[1:], outcome(by_lr[lr])]
                                   for lr, row in zip(rates, tutorial.summary_rows(runs))])
     order = sorted(rates)
+    test, train = ([by_lr[lr]["final"][key] for lr in order] for key in ("test_accuracy", "train_accuracy"))
     rep.figure(plots.line_plot(
-        out / "accuracy_vs_learning_rate.png", order,
-        {"test": [by_lr[lr]["final"]["test_accuracy"] for lr in order],
-         "train": [by_lr[lr]["final"]["train_accuracy"] for lr in order]},
+        out / "accuracy_vs_learning_rate.png", order, {"test": test, "train": train},
         "learning rate (log scale)", "accuracy after the last epoch",
         f"Accuracy against learning rate ({cfg['epochs']} epochs)", logx=True,
-        annotations=[(lr, by_lr[lr]["final"]["test_accuracy"], f"{by_lr[lr]['final']['test_accuracy']:.3f}")
-                     for lr in order if by_lr[lr]["final"]["test_accuracy"] is not None]),
+        annotations=[(lr, a, f"{a:.3f}") for lr, a in zip(order, test) if a is not None]),
         "Train and test accuracy after the last epoch against the learning rate.")
     rep.figure(tutorial.test_accuracy_figure(out, runs, "test_accuracy_curves.png", "Test accuracy during training"),
                "Test accuracy after every epoch, per learning rate.")
     rep.figure(tutorial.test_loss_figure(out, runs, "test_loss_curves.png", f"Test loss ({cfg['loss']}) during training"),
                "Test loss after every epoch, log scale (a diverged run's line ends at its last finite check).")
-    if sweep_claims(results):
-        rep.claims(sweep_claims(results))
+    rep.claims(sweep_claims(results))
     rep.heading(f"What happens at lr = {max(rates):g}").text(failure_text(largest(results), runs))
     rep.claims(failure_claims(results), heading=None)
     class_names = [str(c) for c in range(len(runs[0]["confusion"]))]
     tutorial.per_class_section(rep, out, runs, class_names, confusion_for=confusion_runs(results))
-    rows = reported_rows(results)
-    if rows:
+    if rows := reported_rows(results):
         rep.reported_vs_reproduced(rows, source=tutorial.SOURCE)
     return rep.text(tutorial.timing_note(runs, shared=True))
 

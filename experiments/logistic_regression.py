@@ -21,7 +21,7 @@ from experiments import lib
 from experiments.lib import mnist, plots
 from experiments.lib.claims import Claim
 from experiments.lib.config import SEED_MAX
-from experiments.lib.results import divergence
+from experiments.lib.results import FINAL_KEYS, divergence
 from jaxnet import data, engine, evaluate, losses, mlp, train
 from jaxnet.history import History
 
@@ -32,6 +32,7 @@ SOURCE = "the original study's write-up (final cross-entropy 0.065, accuracy 0.9
 PLATEAU = 0.01  # "flat": over the second half, the lowest validation loss falls per epoch by ≤ 1% of its swing within an epoch
 SAWTOOTH = 0.5  # epoch-periodic when a loss changes less over one epoch than this fraction of its check-to-check change
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+XY = tuple[np.ndarray, np.ndarray]  # images (n, 784) and labels (n,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,23 +79,22 @@ class Config(lib.StudyConfig):
                      f"{self.shuffle_seeds} seeds", "use at least 1 of each")]
         if self.seed + self.shuffle_seeds - 1 > SEED_MAX:
             return [("--shuffle-seeds", f"seeds up to {self.seed + self.shuffle_seeds - 1}", "use a smaller --seed")]
-        if not self.learning_rate > 0:
-            return [("--learning-rate", f"{self.learning_rate}", "use a positive learning rate")]
-        return []
+        return []  # lib.config has already refused a non-positive learning rate, batch or check count
 
 
-def load_pair(config: Config, study: lib.Study) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The positive (label 1) and negative (label 0) digits among the first ``first_images`` training
-    images and in the test set, flattened, pixels mapped onto ``pixel_range``."""
+def load_pair(config: Config, study: lib.Study) -> tuple[XY, XY]:
+    """(train, validation) (x, y): the positive (label 1) and negative (label 0) digits among the first
+    ``first_images`` training images and in the test set, flattened, pixels mapped onto ``pixel_range``."""
     ds = study.load("mnist")
-    x, y = data.first_n(ds.x_train, ds.y_train, config.first_images)
-    x_train, y_train = data.binary_pair(x, y, positive=config.positive, negative=config.negative)
-    x_val, y_val = data.binary_pair(ds.x_test, ds.y_test, positive=config.positive, negative=config.negative)
     low, high = config.pixel_range
     # [0, 1] → [low, high] as (x − mean)/std: (−1, 1) is normalize(·, 0.5, 0.5), PyTorch's Normalize
     mean, std = -low / (high - low), 1 / (high - low)
-    prep = lambda a: data.flatten(data.normalize(data.scale(a), mean, std))  # noqa: E731
-    return prep(x_train), y_train, prep(x_val), y_val
+
+    def pair(x: np.ndarray, y: np.ndarray) -> XY:
+        x, y = data.binary_pair(x, y, positive=config.positive, negative=config.negative)
+        return data.flatten(data.normalize(data.scale(x), mean, std)), y
+
+    return pair(*data.first_n(ds.x_train, ds.y_train, config.first_images)), pair(ds.x_test, ds.y_test)
 
 
 def zeros_init(_key: Any = None) -> mlp.Params:
@@ -114,11 +114,10 @@ def final_metrics(history: History, params: Any) -> dict[str, Any]:
                for m in METRICS} if history.best_epoch is not None else {}
     with np.errstate(over="ignore"):  # a diverged run's weights may overflow: recorded as None
         weight_norm = float(np.sum(np.square(np.asarray(params[0]["w"]))))
-    return {"train_accuracy": history.last("train_accuracy"), "val_accuracy": history.last("val_accuracy"),
-            "test_accuracy": None, "train_loss": history.last("train_loss"), "val_loss": history.last("val_loss"),
-            "test_loss": None, "stopped_epoch": history.stopped_epoch, "best_val_loss": history.best_val_loss,
-            "best_val_loss_epoch": history.best_epoch,
-            "weight_norm": weight_norm, **at_best}
+    # no test set: the validation set is the test set's two digits
+    last = {key: None if key.startswith("test_") else history.last(key) for key in FINAL_KEYS}
+    return {**last, "stopped_epoch": history.stopped_epoch, "best_val_loss": history.best_val_loss,
+            "best_val_loss_epoch": history.best_epoch, "weight_norm": weight_norm, **at_best}
 
 
 def record(name: str, config: dict[str, Any], network: mlp.Model, history: History, params: Any, val_xy: tuple,
@@ -132,23 +131,18 @@ def record(name: str, config: dict[str, Any], network: mlp.Model, history: Histo
         confusion=val["confusion_matrix"])
 
 
-def seeds_of(config: Config) -> list[int]:
-    return [config.seed + k for k in range(config.shuffle_seeds)]
-
-
 def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """The stored order (one fit), then reshuffled every epoch for every seed (one sweep)."""
-    x_train, y_train, x_val, y_val = load_pair(config, study)
-    train_xy, val_xy = (x_train, y_train), (x_val, y_val)
+    train_xy, val_xy = load_pair(config, study)
     class_names = [str(config.negative), str(config.positive)]  # label 0, label 1
-    study.log(f"{len(x_train)} training and {len(x_val)} validation images ({config.positive} vs "
+    study.log(f"{len(train_xy[1])} training and {len(val_xy[1])} validation images ({config.positive} vs "
               f"{config.negative}), up to {config.epochs} epochs")
     network = model(config)
     optimizer = train.make_optimizer("sgd", learning_rate=config.learning_rate)
     shared = dict(epochs=config.epochs, batch_size=config.batch_size, loss=losses.BINARY_CROSS_ENTROPY, val=val_xy,
                   evals_per_epoch=config.evals_per_epoch, patience=config.patience)
     low, high = config.pixel_range
-    base = {"train_images": len(x_train), "val_images": len(x_val), "positive": config.positive,
+    base = {"train_images": len(train_xy[1]), "val_images": len(val_xy[1]), "positive": config.positive,
             "negative": config.negative, "first_images": config.first_images, "pixels": f"[{low:g}, {high:g}]",
             "init": config.init, "learning_rate": config.learning_rate, "batch_size": config.batch_size,
             "max_epochs": config.epochs, "evals_per_epoch": config.evals_per_epoch, "patience": config.patience,
@@ -163,7 +157,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         return [record("stored order", {**base, "shuffle": False, "seed": config.seed}, network, fit.history,
                        fit.params, val_xy, seconds, class_names)]
 
-    seeds = seeds_of(config)
+    seeds = list(range(config.seed, config.seed + config.shuffle_seeds))
     names = [f"shuffled, seed {s}" for s in seeds]
 
     def shuffled(**options: Any) -> list[dict[str, Any]]:
@@ -177,9 +171,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
                 for k, (n, s, h) in enumerate(zip(names, seeds, result.histories))]
 
     runs = study.train("fixed", ["stored order"], stored_order, label="stored order", epochs=config.epochs)
-    study.save_progress(runs)
     runs += study.train("shuffled", names, shuffled, label=f"shuffled, {len(seeds)} seeds", epochs=config.epochs)
-    study.save_progress(runs)
     return {"runs": runs, "headline": ("validation accuracy", runs[0]["final"]["val_accuracy"]),
             "reported": REPORTED, "shuffle_seeds": seeds}
 
@@ -191,19 +183,17 @@ def ended(run: Mapping[str, Any]) -> float | None:
     return stop if stop is not None else (epochs[-1] if epochs else None)
 
 
-def plateau(history: Mapping[str, Any], checks_per_epoch: int) -> dict[str, Any] | None:
-    """How flat the validation loss is where training ended: its minimum, how much the lowest
-    value so far fell over the second half of the run, and its swing over the last epoch's checks."""
+def plateau(history: Mapping[str, Any], checks_per_epoch: int) -> tuple[float, float] | None:
+    """How flat the validation loss is where training ended: how much its lowest value so far fell per
+    epoch over the second half of the run, and its swing over the last epoch's checks."""
     values = [(e, v) for e, v in zip(history["epoch"], history["val_loss"]) if v is not None]
     if len(values) < 2:
         return None
-    epochs_, losses = np.array([e for e, _ in values]), np.array([v for _, v in values])
-    running = np.minimum.accumulate(losses)
-    i_half = int(np.searchsorted(epochs_, epochs_[-1] / 2))
-    last = losses[-checks_per_epoch:]
-    return {"best": float(running[-1]), "best_epoch": float(epochs_[int(np.argmin(losses))]),
-            "end": float(epochs_[-1]), "half": float(epochs_[i_half]), "best_at_half": float(running[i_half]),
-            "drop": float(running[i_half] - running[-1]), "swing": float(last.max() - last.min())}
+    epochs, val_losses = (np.array(column) for column in zip(*values))
+    running = np.minimum.accumulate(val_losses)
+    i_half = int(np.searchsorted(epochs, epochs[-1] / 2))
+    span, last = float(epochs[-1]) - float(epochs[i_half]), val_losses[-checks_per_epoch:]
+    return float(running[i_half] - running[-1]) / span if span > 0 else 0.0, float(last.max() - last.min())
 
 
 def epoch_periodicity(history: Mapping[str, Any], checks_per_epoch: int, key: str = "train_loss") -> float | None:
@@ -224,18 +214,17 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
         return []
     fixed, shuffled = runs[0], runs[1:]
     ends = [ended(r) for r in shuffled]
-    n, subject = len(shuffled), "the epoch where training ended (its early stop, or the last epoch)"
-    out = [Claim(subject, "stored order, epoch", ended(fixed), f"the latest of the {n} reshuffled seeds,", max(ends),
-                 more="every reshuffled seed stops earlier", less="not every reshuffled seed stops earlier", digits=1),
-           Claim(subject, "stored order, epoch", ended(fixed), f"the earliest of the {n} reshuffled seeds,", min(ends),
-                 more="some reshuffled seed stops earlier", less="no reshuffled seed stops earlier", digits=1)]
-    p = plateau(fixed["history"], cfg["evals_per_epoch"])
-    if p is not None:
-        span = p["end"] - p["half"]
+    bounds = (("latest", max(ends), "every", "not every"), ("earliest", min(ends), "some", "no"))
+    out = [Claim("the epoch where training ended (its early stop, or the last epoch)", "stored order, epoch",
+                 ended(fixed), f"the {which} of the {len(shuffled)} reshuffled seeds,", end,
+                 more=f"{yes} reshuffled seed stops earlier", less=f"{no} reshuffled seed stops earlier", digits=1)
+           for which, end, yes, no in bounds]
+    flat = plateau(fixed["history"], cfg["evals_per_epoch"])
+    if flat is not None:
         out.append(Claim(
             "the stored order's validation loss over the second half of its run", "its lowest value so far falls "
-            "per epoch by", p["drop"] / span if span > 0 else 0.0, f"{PLATEAU:.0%} of its swing within the last "
-            "epoch,", PLATEAU * p["swing"], more="still falling clearly", less="flat",
+            "per epoch by", flat[0], f"{PLATEAU:.0%} of its swing within the last epoch,", PLATEAU * flat[1],
+            more="still falling clearly", less="flat",
             why=f"On a flat stretch, when patience ({cfg['patience']} checks without a new minimum) runs out is "
                 "decided by differences this small, which makes the stopping point fragile."))
     for label, run_ in (("stored order", fixed), ("reshuffled every epoch", shuffled[0])):
@@ -252,55 +241,49 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
 
 def curves_caption(results: Mapping[str, Any]) -> str:
     """The learning-curve caption: where each curve ends."""
-    fixed, shuffled, k = results["runs"][0], results["runs"][1], results["config"]["evals_per_epoch"]
     ends = "; ".join(f"the {r['name']} curve ends where early stopping fired (epoch {r['final']['stopped_epoch']:.1f})"
                      if r["final"]["stopped_epoch"] is not None else
-                     f"the {r['name']} run did not stop early" for r in (fixed, shuffled))
-    return (f"Cross-entropy and accuracy at every check ({k} per epoch), stored order vs reshuffled every epoch "
-            f"(loss on a log axis); {ends}.")
+                     f"the {r['name']} run did not stop early" for r in results["runs"][:2])
+    return (f"Cross-entropy and accuracy at every check ({results['config']['evals_per_epoch']} per epoch), stored "
+            f"order vs reshuffled every epoch (loss on a log axis); {ends}.")
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     fixed, shuffled = results["runs"][0], results["runs"][1]
-    f, seed0 = fixed["final"], shuffled["config"]["seed"]
-    loss_note = "Set by where training stopped (see the stopping-epoch rows)."
+    f = fixed["final"]
     diverged = (f"The stored-order run diverged at epoch {fixed['diverged_epoch']}: not a trained model's value."
                 if fixed["diverged"] else None)
-
-    def note(reported: float, value: float | None) -> str | None:
-        return diverged or (loss_note if value is None or abs(value - reported) > 0.01 else None)
-
-    stored_stop_note = diverged or (
-        "How flat the validation loss is where patience runs out decides the stop (see What the numbers say). The "
-        "original's initialisation, data loader and floating-point details are unknown.")
-    any_diverged = [r["name"] for r in results["runs"] if r["diverged"]]
-    shuffled_note = (f"Diverged: {', '.join(any_diverged)}; no comparison." if any_diverged else
-                     "Reported: the shuffled run stops earlier; whether every seed does here is under What the "
-                     "numbers say.")
-    return [
-        ("train cross-entropy (stored order, at stop)", REPORTED["train_loss"], f["train_loss"],
-         note(REPORTED["train_loss"], f["train_loss"])),
-        ("validation cross-entropy (stored order, at stop)", REPORTED["val_loss"], f["val_loss"],
-         note(REPORTED["val_loss"], f["val_loss"])),
-        ("train accuracy (stored order, at stop)", REPORTED["train_accuracy"], f["train_accuracy"],
-         note(REPORTED["train_accuracy"], f["train_accuracy"])),
-        ("validation accuracy (stored order, at stop)", REPORTED["val_accuracy"], f["val_accuracy"],
-         note(REPORTED["val_accuracy"], f["val_accuracy"])),
-        ("early-stopping epoch, stored order", REPORTED["stop_fixed"], f["stopped_epoch"], stored_stop_note),
-        (f"early-stopping epoch, shuffled (seed {seed0})", REPORTED["stop_shuffled"], shuffled["final"]["stopped_epoch"],
-         shuffled_note),
-    ]
+    gone = [r["name"] for r in results["runs"] if r["diverged"]]
+    rows = [(f"{quantity} (stored order, at stop)", REPORTED[key], f[key], diverged or (
+                "Set by where training stopped (see the stopping-epoch rows)."
+                if f[key] is None or abs(f[key] - REPORTED[key]) > 0.01 else None))
+            for quantity, key in (("train cross-entropy", "train_loss"), ("validation cross-entropy", "val_loss"),
+                                  ("train accuracy", "train_accuracy"), ("validation accuracy", "val_accuracy"))]
+    return rows + [
+        ("early-stopping epoch, stored order", REPORTED["stop_fixed"], f["stopped_epoch"], diverged or (
+            "How flat the validation loss is where patience runs out decides the stop (see What the numbers say). The "
+            "original's initialisation, data loader and floating-point details are unknown.")),
+        (f"early-stopping epoch, shuffled (seed {shuffled['config']['seed']})", REPORTED["stop_shuffled"],
+         shuffled["final"]["stopped_epoch"], f"Diverged: {', '.join(gone)}; no comparison." if gone else
+         "Reported: the shuffled run stops earlier; whether every seed does here is under What the numbers say.")]
 
 
 def diverged_text(results: Mapping[str, Any]) -> str | None:
     """The paragraph naming the runs whose loss became NaN or inf (None if none did)."""
-    gone = [r for r in results["runs"] if r["diverged"]]
-    if not gone:
-        return None
-    return ("**Diverged** (the loss became NaN or inf): " + "; ".join(
-        f"{r['name']} at epoch {r['diverged_epoch']}" + (" (its first: no finite check)" if not r["history"]["epoch"]
-                                                         else "") for r in gone)
-            + ". Their numbers are not a trained model's; lower --learning-rate.")
+    gone = [f"{r['name']} at epoch {r['diverged_epoch']}" + ("" if r["history"]["epoch"] else
+                                                              " (its first: no finite check)")
+            for r in results["runs"] if r["diverged"]]
+    return ("**Diverged** (the loss became NaN or inf): " + "; ".join(gone)
+            + ". Their numbers are not a trained model's; lower --learning-rate.") if gone else None
+
+
+def run_row(run_: Mapping[str, Any]) -> list[Any]:
+    """The run's row of the Runs table."""
+    f = run_["final"]
+    lowest = f"{lib.fmt(f['best_val_loss'], 4)} (epoch {lib.fmt(f['best_val_loss_epoch'], 1)})"
+    return [run_["name"], f["stopped_epoch"], lowest, f["train_loss"], f["val_loss"], f["train_accuracy"],
+            f["val_accuracy"], f.get("val_accuracy_at_lowest_val_loss"),
+            f"yes, epoch {run_['diverged_epoch']}" if run_["diverged"] else "no"]
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -324,13 +307,12 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         f"order the same {n_train % batch} images are never seen. There is no separate test set: the validation set "
         f"is the test set's {pos}s and {neg}s. Epochs are fractional: the check after batch j of epoch e is at "
         f"e − 1 + j/{steps}.")
-    rep.figure(plots.learning_curves(out / "curves.png", {"stored order": fixed["history"],
-                                                          f"shuffled every epoch (seed {seeds[0]})": shuffled["history"]},
-                                     f"Logistic regression {pos} vs {neg}: train (solid) and validation (dashed)",
-                                     logy=True), curves_caption(results))
-    weights = {title: out / "arrays" / f"{name}.npz" for title, name in
-               (("stored order", "weights_stored_order"), (f"shuffled, seed {seeds[0]}", "weights_shuffled"))}
-    weights = {title: np.load(path)["w"] for title, path in weights.items() if path.exists()}
+    curves = {"stored order": fixed["history"], f"shuffled every epoch (seed {seeds[0]})": shuffled["history"]}
+    rep.figure(plots.learning_curves(out / "curves.png", curves, f"Logistic regression {pos} vs {neg}: train (solid) "
+                                     "and validation (dashed)", logy=True), curves_caption(results))
+    arrays = {"stored order": out / "arrays/weights_stored_order.npz",
+              f"shuffled, seed {seeds[0]}": out / "arrays/weights_shuffled.npz"}
+    weights = {title: np.load(path)["w"] for title, path in arrays.items() if path.exists()}
     if weights:
         grid = plots.image_grid(out / "weights.png", np.stack(list(weights.values())), shape=(28, 28),
                                 titles=list(weights), title=f"Logistic-regression weights (red: evidence for {pos}, "
@@ -342,14 +324,8 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         f"Early stopping: stored order vs reshuffled every epoch ({len(seeds)} seeds)", digits=1)
     rep.figure(stop_plot, f"Epoch of the stopping check for the stored order and for the {len(seeds)} data-order "
                           "seeds of the shuffled run (n/a: did not stop).")
-    rep.heading("Runs").table(
-        ["Run", "Stopped at epoch", "Lowest val CE (epoch)", "Train CE", "Val CE", "Train acc", "Val acc",
-         "Val acc at lowest val CE", "Diverged"],
-        [[r["name"], r["final"]["stopped_epoch"],
-          f"{lib.fmt(r['final']['best_val_loss'], 4)} (epoch {lib.fmt(r['final']['best_val_loss_epoch'], 1)})",
-          r["final"]["train_loss"], r["final"]["val_loss"], r["final"]["train_accuracy"], r["final"]["val_accuracy"],
-          r["final"].get("val_accuracy_at_lowest_val_loss"),
-          f"yes, epoch {r['diverged_epoch']}" if r["diverged"] else "no"] for r in runs], digits=3)
+    rep.heading("Runs").table(["Run", "Stopped at epoch", "Lowest val CE (epoch)", "Train CE", "Val CE", "Train acc",
+                               "Val acc", "Val acc at lowest val CE", "Diverged"], map(run_row, runs), digits=3)
     rep.claims(claims(results))
     if diverged_text(results):
         rep.text(diverged_text(results))

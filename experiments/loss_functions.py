@@ -55,11 +55,18 @@ def run_name(loss: str, lr: float) -> str:
     return f"{LABELS[loss]} lr={lr:g}"
 
 
-def learning_rates(config: Config | Mapping[str, Any], loss: str) -> list[float]:
+def learning_rates(loss: str, lr: float, pytorch_reduction_runs: bool) -> list[float]:
     """The rates ``loss`` trains at: the config's, and for MSE/KL PyTorch's ÷10 twin (if on)."""
-    get = config.get if isinstance(config, Mapping) else lambda k: getattr(config, k)
-    lr = get("learning_rate")
-    return [lr, pytorch_lr(lr)] if loss in PYTORCH_MEAN and get("pytorch_reduction_runs") else [lr]
+    return [lr, pytorch_lr(lr)] if loss in PYTORCH_MEAN and pytorch_reduction_runs else [lr]
+
+
+def run_settings(config: Config, loss: str, lr: float, members: int) -> dict[str, Any]:
+    """What a run trained with, for its record; a run off the config's rate is PyTorch's ÷10 reduction."""
+    reduction = ("sum over classes, mean over batch (PyTorch reduction='batchmean')" if lr == config.learning_rate
+                 else "PyTorch reduction='mean' (÷ 10 classes), as learning rate ÷ 10")
+    return {"loss": loss, "learning_rate": lr, "reduction": reduction, "hidden": list(config.hidden),
+            "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
+            "init": config.init, "seed": config.seed, "sweep_members": members}
 
 
 def run(config: Config, study: lib.Study) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     d = tutorial.load_data(config, study)
     runs: list[dict[str, Any]] = []
     for loss in config.losses:
-        rates = learning_rates(config, loss)
+        rates = learning_rates(loss, config.learning_rate, config.pytorch_reduction_runs)
 
         def train_loss(loss: str = loss, rates: list[float] = rates, **options: Any) -> list[dict[str, Any]]:
             k = len(rates)
@@ -77,19 +84,9 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
                                   epochs=config.epochs, batch_size=config.batch_size, learning_rate=rates,
                                   init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=loss_value,
                                   test=(d.x_test, d.y_test), eval_train=False, **options)
-            records = []
-            for i, lr in enumerate(rates):
-                history = result.histories[i]
-                reduction = ("sum over classes, mean over batch (PyTorch reduction='batchmean')"
-                             if lr == config.learning_rate else
-                             "PyTorch reduction='mean' (÷ 10 classes), as learning rate ÷ 10")
-                run_config = {"loss": loss, "learning_rate": lr, "reduction": reduction, "hidden": list(config.hidden),
-                              "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
-                              "init": config.init, "seed": config.seed, "sweep_members": k}
-                seconds = history.seconds[-1] if history.seconds else 0.0
-                records.append(tutorial.record(run_name(loss, lr), run_config, history, result.member(i), d,
-                                               loss=loss_value, seconds=seconds))
-            return records
+            return [tutorial.record(run_name(loss, lr), run_settings(config, loss, lr, k), history, result.member(i),
+                                    d, loss=loss_value, seconds=history.seconds[-1] if history.seconds else 0.0)
+                    for i, (lr, history) in enumerate(zip(rates, result.histories))]
 
         runs += study.train(loss, [run_name(loss, lr) for lr in rates], train_loss,
                             label=f"{LABELS[loss]}, lr {', '.join(f'{lr:g}' for lr in rates)}", epochs=config.epochs)
@@ -117,8 +114,8 @@ def _acc(run: Mapping[str, Any]) -> float:
 
 
 def _first(run: Mapping[str, Any]) -> float | None:
-    accs = [a for a in run["history"]["test_accuracy"] if a is not None]
-    return accs[0] if accs else None
+    """The test accuracy after the run's first checked epoch."""
+    return next((a for a in run["history"]["test_accuracy"] if a is not None), None)
 
 
 def curve_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
@@ -128,10 +125,15 @@ def curve_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None
     return max((abs(x - y) for x, y in pairs), default=None)
 
 
+def _versus(subject: str, a: Mapping[str, Any], b: Mapping[str, Any], more: str, less: str, **options: Any) -> Claim:
+    """Run ``a``'s final test accuracy against run ``b``'s."""
+    return Claim(subject, a["name"], _acc(a), b["name"], _acc(b), more=more, less=less, **options)
+
+
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> Claim:
     return Claim(f"{a['name']} against {b['name']}: the largest test-accuracy difference over the epochs",
-                 "largest |difference|", curve_difference(a, b), "zero", 0.0, digits=4, reference=True, more="their curves differ",
-                 less="identical test accuracy at every epoch")
+                 "largest |difference|", curve_difference(a, b), "zero", 0.0, digits=4, reference=True,
+                 more="their curves differ", less="identical test accuracy at every epoch")
 
 
 def sections(results: Mapping[str, Any]) -> list[tuple[str, list[Claim]]]:
@@ -145,31 +147,28 @@ def sections(results: Mapping[str, Any]) -> list[tuple[str, list[Claim]]]:
                     "KL are divided by the 10 classes as well as the batch, so their gradients, and every SGD step, are "
                     f"10× smaller than for NLL/CE at the same learning rate. Test accuracy after "
                     f"{_epochs(results['config']['epochs'])}:",
-                    [Claim(f"{LABELS[ours['config']['loss']]}: our reduction against PyTorch's ÷10", ours["name"],
-                           _acc(ours), low["name"], _acc(low), more="the ÷10 reduction costs accuracy",
-                           less="the ÷10 reduction does not cost accuracy") for ours, low in twins]))
+                    [_versus(f"{LABELS[ours['config']['loss']]}: our reduction against PyTorch's ÷10", ours, low,
+                             "the ÷10 reduction costs accuracy", "the ÷10 reduction does not cost accuracy")
+                     for ours, low in twins]))
     if kl and ce:
         out.append(("**KL with one-hot targets is cross-entropy.** Σₖ yₖ(ln yₖ − ln pₖ) = −ln pᵧ when y is one-hot "
                     "(0·ln 0 = 0), so KL and CE at one learning rate follow one trajectory; the tutorial's KL setting "
                     "is therefore CE trained with a 10× smaller step.",
                     [_same(kl, ce)] + ([] if kl_low is None else [
-                        Claim("the tutorial's KL setting (CE with a 10× smaller step) against CE", ce["name"], _acc(ce),
-                              kl_low["name"], _acc(kl_low), margin=0.01, more="still more than 0.01 below CE",
-                              less="not more than 0.01 below CE")])))
+                        _versus("the tutorial's KL setting (CE with a 10× smaller step) against CE", ce, kl_low,
+                                "still more than 0.01 below CE", "not more than 0.01 below CE", margin=0.01)])))
     if mse:
         found = []
         if ce:
-            found.append(Claim("MSE against CE at the same learning rate", ce["name"], _acc(ce), mse["name"], _acc(mse),
-                               more="MSE learns more slowly", less="MSE is not behind"))
+            found.append(_versus("MSE against CE at the same learning rate", ce, mse, "MSE learns more slowly",
+                                 "MSE is not behind"))
             if results["config"]["epochs"] > 1 and _first(mse) is not None and _first(ce) is not None:
                 found.append(Claim("MSE against CE after epoch 1", ce["name"], _first(ce), mse["name"], _first(mse),
                                    more="MSE learns more slowly", less="MSE is not behind"))
         if mse_low:
-            others = [r for r in results["runs"] if r is not mse_low]
-            lowest = min(others, key=_acc)
-            found.append(Claim(f"{mse_low['name']}, the ÷10 reduction on top, against the lowest other run",
-                               lowest["name"], _acc(lowest), mse_low["name"], _acc(mse_low),
-                               more="it is the lowest of all runs", less="it is not the lowest"))
+            lowest = min((r for r in results["runs"] if r is not mse_low), key=_acc)
+            found.append(_versus(f"{mse_low['name']}, the ÷10 reduction on top, against the lowest other run", lowest,
+                                 mse_low, "it is the lowest of all runs", "it is not the lowest"))
         out.append(("**MSE on probabilities saturates.** ∂/∂zⱼ Σₖ (pₖ − yₖ)² = 2 pⱼ[(pⱼ − yⱼ) − Σₖ pₖ(pₖ − yₖ)]: the "
                     "softmax Jacobian multiplies the error, so an example the network is confidently wrong about "
                     "(p_y → 0, p_wrong → 1) gets a vanishing gradient, whereas cross-entropy's gradient p − y stays "
@@ -239,7 +238,8 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         "nll": "**NLL** (−ln pᵧ on log-softmax)", "softmax_cross_entropy": "**CE** (softmax cross-entropy on the logits)",
         "mse": "**MSE** (Σₖ (pₖ − yₖ)² on the softmax probabilities against one-hot targets)",
         "kl_divergence": "**KL** (Σₖ yₖ(ln yₖ − ln pₖ) on log-softmax)"}
-    twins = [LABELS[loss] for loss in cfg["losses"] if len(learning_rates(cfg, loss)) == 2]
+    rates = {loss: learning_rates(loss, lr, cfg["pytorch_reduction_runs"]) for loss in cfg["losses"]}
+    twins = [LABELS[loss] for loss, pair in rates.items() if len(pair) == 2]
     rep = lib.Report("Loss functions: NLL, cross-entropy, MSE and KL divergence", quick=results["quick"])
     rep.what_was_run(
         tutorial.describe_setup(cfg["epochs"], results["quick"], n_train, n_test) +
@@ -253,8 +253,8 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
            "batch only)." if twins else "The lr/10 runs are off (`--no-pytorch-reduction-runs`)."))
     rep.heading("Results").table(tutorial.SUMMARY_HEADERS, tutorial.summary_rows(runs))
     labels = [r["name"] for r in runs]
-    faithful = {run_name(loss, learning_rates(cfg, loss)[-1]): REPORTED[loss] for loss in cfg["losses"]
-                if loss not in PYTORCH_MEAN or len(learning_rates(cfg, loss)) == 2}
+    faithful = {run_name(loss, pair[-1]): REPORTED[loss] for loss, pair in rates.items()  # the tutorial's setting
+                if loss not in PYTORCH_MEAN or len(pair) == 2}
     rep.figure(plots.bar_chart(out / "test_accuracy.png", labels, [r["final"]["test_accuracy"] for r in runs],
                                "test accuracy", f"Test accuracy after {cfg['epochs']} epochs by loss and learning rate",
                                reference=[faithful.get(n) for n in labels], reference_label="reported (PyTorch)"),
@@ -269,15 +269,15 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                                          "test loss (own loss)"),
                "Test loss after every epoch, log scale; each run is measured in its own loss, so only the shapes "
                "compare across losses.")
-    if sections(results):
+    if paragraphs := sections(results):
         rep.heading("MSE and KL against cross-entropy")
-    for text, found in sections(results):
+    for text, found in paragraphs:
         rep.text(text).claims(found, heading=None)
     class_names = [str(c) for c in range(len(runs[0]["confusion"]))]
     tutorial.per_class_section(rep, out, runs, class_names)
     rep.reported_vs_reproduced(reported_rows(results), source=tutorial.SOURCE)
-    if closest_claims(results):
-        rep.text("Which reduction lands nearer the tutorial's numbers:").claims(closest_claims(results), heading=None)
+    if closest := closest_claims(results):
+        rep.text("Which reduction lands nearer the tutorial's numbers:").claims(closest, heading=None)
     return rep.text(tutorial.timing_note(runs, shared=True))
 
 

@@ -34,6 +34,7 @@ NAME = "nielsen"
 LOSS = losses.SIGMOID_CROSS_ENTROPY
 ACTIVATION = mlp.SIGMOID
 LARGE, DEFAULT = "nielsen_large", "nielsen_default"  # network2.py's large_weight_initializer / default_weight_initializer
+INITS = {DEFAULT: "default", LARGE: "large"}  # as the tables and figures name them
 SIZES = (100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 ROWS = ("overfitting", "regularized", "overfitting_full", "regularized_full", "more_data", "more_data_svm",
         "weight_initialization_30")
@@ -112,9 +113,8 @@ class Config(lib.StudyConfig):
                                    more_data_examples=2_000, svm_sizes=(100, 500))
 
     def problems(self) -> list[tuple[str, str, str]]:
+        # lib's shared checks run first and cover the rest (λ ≥ 0, η > 0, batch ≥ 1, lists non-empty, unrepeated)
         found = []
-        if not self.rows or len(set(self.rows)) != len(self.rows):
-            found.append(("--rows", "is empty or lists a row twice", f"give some of {' '.join(ROWS)}, each once"))
         if self.seed_count < 2:
             found.append(("--seed-count", f"{self.seed_count}", "train at least 2 seeds (an interval needs a spread)"))
         elif self.seed + self.seed_count - 1 > config_lib.SEED_MAX:
@@ -124,8 +124,6 @@ class Config(lib.StudyConfig):
                           "overlap", f"keep their sum ≤ {mnist.N_TRAIN_IMAGES:,}"))
         if not 0 < self.test_images <= 10_000:
             found.append(("--test-images", f"{self.test_images}", "use 1 to 10,000"))
-        if self.batch_size < 1:
-            found.append(("--batch-size", f"{self.batch_size}", "use a batch of at least 1"))
         if self.pixel_divisor <= 0:
             found.append(("--pixel-divisor", f"{self.pixel_divisor:g}", "use 256 (the book) or 255"))
         for flag_, values in (("--sizes", self.sizes), ("--svm-sizes", self.svm_sizes),
@@ -134,9 +132,7 @@ class Config(lib.StudyConfig):
             if bad:
                 found.append((flag_, f"{bad[0]:,} images", f"use sizes from the batch size ({self.batch_size}) to "
                               f"--train-images ({self.train_images:,})"))
-            elif len(set(values)) != len(values):
-                found.append((flag_, "lists a size twice", "give each once"))
-        if self.sizes and all(self.batch_size <= n <= self.train_images for n in self.sizes):
+        if all(self.batch_size <= n <= self.train_images for n in self.sizes):
             length = repeated_length(self)
             if length > 2_000_000:
                 found.append(("--sizes", f"their common multiple (with the batch) is {length:,}",
@@ -145,12 +141,6 @@ class Config(lib.StudyConfig):
                 found.append(("--more-data-examples", f"{self.more_data_examples:,} is not a multiple of {length:,} "
                               "(the sizes' and the batch's least common multiple)",
                               f"use a multiple of {length:,}, e.g. {max(1, self.more_data_examples // length) * length:,}"))
-        if any(v <= 0 for v in (self.learning_rate, *self.init_learning_rates)):
-            found.append(("--learning-rate", "a learning rate is not positive", "use η > 0"))
-        if any(v < 0 for v in (self.small_lambda, self.full_lambda, self.more_data_lambda_per_image)):
-            found.append(("--small-lambda", "a λ is negative", "use λ ≥ 0"))
-        if len(set(self.svm_gammas)) != len(self.svm_gammas) or not self.svm_gammas:
-            found.append(("--svm-gammas", "is empty or lists a rule twice", "give auto, scale or both"))
         return found
 
 
@@ -174,8 +164,8 @@ def our_lambda(book_lambda: float, n: int) -> float:
 def repeated_length(config: Config | Mapping[str, Any]) -> int:
     """The common length L of the more-data members' repeated index lists: the least common
     multiple of the sizes and the batch size (100,000 for the book's sizes)."""
-    get = (lambda k: config[k]) if isinstance(config, Mapping) else (lambda k: getattr(config, k))
-    return math.lcm(*get("sizes"), get("batch_size"))
+    fields = config if isinstance(config, Mapping) else vars(config)
+    return math.lcm(*fields["sizes"], fields["batch_size"])
 
 
 def interval(values: Sequence[float]) -> dict[str, Any]:
@@ -221,42 +211,38 @@ def programs(config: Config) -> dict[str, dict[str, Any]]:
     half of weight_initialization_30.json are the same run (evaluated on both sets).
     """
     rows, out = set(config.rows), {}
-    small = [Group(f"{config.small_images:,} images, λ_book={lam:g}", (row,), LARGE, lam, config.small_images,
-                   config.learning_rate) for row, lam in (("overfitting", 0.0), ("regularized", config.small_lambda))
-             if row in rows]
+    n, eta0, lam = config.train_images, config.learning_rate, config.full_lambda
+    etas = config.init_learning_rates if "weight_initialization_30" in rows else ()
+
+    def full(init: str, book_lambda: float, eta: float, *served: str) -> Group:
+        return Group(f"{n:,} images, {INITS[init]} init, λ_book={book_lambda:g}, η={eta:g}", served, init,
+                     book_lambda, n, eta)
+
+    small = [Group(f"{config.small_images:,} images, λ_book={book:g}", (row,), LARGE, book, config.small_images, eta0)
+             for row, book in (("overfitting", 0.0), ("regularized", config.small_lambda)) if row in rows]
+    large = [full(LARGE, 0.0, eta0, "overfitting_full")] if "overfitting_full" in rows else []
+    if "regularized_full" in rows:  # also the init row's large-init members at η = learning_rate, if it has them
+        large.append(full(LARGE, lam, eta0, "regularized_full", *["weight_initialization_30"] * (eta0 in etas)))
+    large += [full(LARGE, lam, eta, "weight_initialization_30") for eta in etas
+              if not (eta == eta0 and "regularized_full" in rows)]
+    default = [full(DEFAULT, lam, eta, "weight_initialization_30") for eta in etas]
     if small:
         out["small"] = {"images": config.small_images, "epochs": config.small_epochs, "groups": small,
                         "eval": ("train", "test")}
-    n, eta0, lam = config.train_images, config.learning_rate, config.full_lambda
-    large: list[Group] = []
-    if "overfitting_full" in rows:
-        large.append(Group(f"{n:,} images, large init, λ_book=0, η={eta0:g}", ("overfitting_full",), LARGE, 0.0, n,
-                           eta0))
-    etas = config.init_learning_rates if "weight_initialization_30" in rows else ()
-    if "regularized_full" in rows:  # also the init row's large-init members at η = learning_rate, if it has them
-        large.append(Group(f"{n:,} images, large init, λ_book={lam:g}, η={eta0:g}",
-                           ("regularized_full",) + (("weight_initialization_30",) if eta0 in etas else ()), LARGE, lam,
-                           n, eta0))
-    large += [Group(f"{n:,} images, large init, λ_book={lam:g}, η={eta:g}", ("weight_initialization_30",), LARGE, lam,
-                    n, eta) for eta in etas if not (eta == eta0 and "regularized_full" in rows)]
-    default = [Group(f"{n:,} images, default init, λ_book={lam:g}, η={eta:g}", ("weight_initialization_30",), DEFAULT,
-                     lam, n, eta) for eta in etas]
     if large:
         needs = {r for g in large for r in g.rows}
-        out["full_large"] = {"images": n, "epochs": config.full_epochs, "groups": large,
-                             "eval": tuple(s for s, wanted in (
-                                 ("train", needs & {"overfitting_full", "regularized_full"}),
-                                 ("val", needs & {"weight_initialization_30"}),
-                                 ("test", needs & {"overfitting_full", "regularized_full"})) if wanted)}
+        history = bool(needs & {"overfitting_full", "regularized_full"})  # their rows read train and test curves
+        out["full_large"] = {"images": n, "epochs": config.full_epochs, "groups": large, "eval": (
+            ("train",) * history + ("val",) * ("weight_initialization_30" in needs) + ("test",) * history)}
     if default:
         out["full_default"] = {"images": n, "epochs": config.full_epochs, "groups": default, "eval": ("val",)}
     if "more_data" in rows:
         length = repeated_length(config)
         out["more_data"] = {"images": n, "epochs": config.more_data_examples // length, "length": length,
-                            "eval": ("val",),
-                            "groups": [Group(f"{size:,} images (more data)", ("more_data",), LARGE,
-                                             size * config.more_data_lambda_per_image, size, config.learning_rate,
-                                             size=size) for size in config.sizes]}
+                            "eval": ("val",), "groups": [
+                                Group(f"{size:,} images (more data)", ("more_data",), LARGE,
+                                      size * config.more_data_lambda_per_image, size, eta0, size=size)
+                                for size in config.sizes]}
     return out
 
 
@@ -264,67 +250,46 @@ def load_split(config: Config, study: lib.Study) -> mnist.Split:
     """The book's split with pixels byte / ``pixel_divisor``: the first ``train_images`` training images, the
     last ``val_images`` as validation, the first ``test_images`` test images."""
     ds = study.load("mnist")
-    prep = lambda a: (data.flatten(np.asarray(a)).astype(np.float32) / np.float32(config.pixel_divisor))  # noqa: E731
-    x, xt = prep(ds.x_train), prep(ds.x_test)
+    x, xt = (data.flatten(np.asarray(a)).astype(np.float32) / np.float32(config.pixel_divisor)
+             for a in (ds.x_train, ds.x_test))
     y, yt = np.asarray(ds.y_train, np.int32), np.asarray(ds.y_test, np.int32)
-    total = len(x)
-    return mnist.Split((x[:config.train_images], y[:config.train_images]),
-                       (x[total - config.val_images:], y[total - config.val_images:]),
-                       (xt[:config.test_images], yt[:config.test_images]), tuple(ds.class_names))
-
-
-def member_name(group: Group, seed: int) -> str:
-    return f"{group.label}, seed {seed}"
+    first, val, test = slice(config.train_images), slice(len(x) - config.val_images, None), slice(config.test_images)
+    return mnist.Split((x[first], y[first]), (x[val], y[val]), (xt[test], yt[test]), tuple(ds.class_names))
 
 
 def run_program(name: str, spec: Mapping[str, Any], config: Config, split: mnist.Split, study: lib.Study
                 ) -> list[dict[str, Any]]:
     """One sweep: every group × every seed as one vmapped program."""
-    seeds = seeds_of(config)
-    groups: list[Group] = spec["groups"]
-    members = [(g, s) for g in groups for s in seeds]
-    images = spec["images"]
+    members = [(g, s) for g in spec["groups"] for s in seeds_of(config)]
+    names = [f"{g.label}, seed {s}" for g, s in members]
+    images, epochs, length, evaluated = spec["images"], spec["epochs"], spec.get("length"), spec["eval"]
     x, y = split.train[0][:images], split.train[1][:images]
-    indices = None
-    if "length" in spec:
-        indices = np.stack([repeat_to(np.arange(g.size), spec["length"]) for g, _ in members])
-    model = mlp.model([784, config.hidden_units, 10], activation=ACTIVATION, scheme=groups[0].init)
-    evaluated = spec["eval"]
+    indices = None if length is None else np.stack([repeat_to(np.arange(g.size), length) for g, _ in members])
+    model = mlp.model([784, config.hidden_units, 10], activation=ACTIVATION, scheme=spec["groups"][0].init)
+    l2 = [our_lambda(g.book_lambda, g.n) for g, _ in members]
 
     def sweep(**options: Any) -> list[dict[str, Any]]:
         started = time.perf_counter()
         result = engine.sweep(model, train.make_optimizer("sgd", learning_rate=config.learning_rate), (x, y),
-                              learning_rate=[g.learning_rate for g, _ in members],
-                              l2=[our_lambda(g.book_lambda, g.n) for g, _ in members],
+                              learning_rate=[g.learning_rate for g, _ in members], l2=l2,
                               init_seed=[s for _, s in members], data_seed=[s for _, s in members], indices=indices,
-                              epochs=spec["epochs"], batch_size=config.batch_size, loss=LOSS,
+                              epochs=epochs, batch_size=config.batch_size, loss=LOSS,
                               eval_train="train" in evaluated, val=split.val if "val" in evaluated else None,
                               test=split.test if "test" in evaluated else None, **options)
         seconds = time.perf_counter() - started
-        records = []
-        for k, (g, s) in enumerate(members):
-            run_config = {"program": name, "rows": list(g.rows), "layers": [784, config.hidden_units, 10],
-                          "init": g.init, "book_lambda": g.book_lambda, "n_for_lambda": g.n,
-                          "l2": our_lambda(g.book_lambda, g.n), "learning_rate": g.learning_rate,
-                          "batch_size": config.batch_size, "epochs": spec["epochs"], "seed": s,
-                          "train_images": g.size or images, "members_in_program": len(members),
-                          "program_seconds": seconds}
-            if indices is not None:
-                run_config.update(repeated_length=spec["length"], book_epochs=spec["epochs"] * spec["length"] // g.size)
-            records.append(mnist.classifier_record(member_name(g, s), run_config, model, result.member(k),
-                                                   result.histories[k], split.test, loss=LOSS, num_classes=10,
-                                                   seconds=seconds / len(members)))
-        return records
+        return [mnist.classifier_record(
+            names[k], {"program": name, "rows": list(g.rows), "layers": [784, config.hidden_units, 10],
+                       "init": g.init, "book_lambda": g.book_lambda, "n_for_lambda": g.n, "l2": l2[k],
+                       "learning_rate": g.learning_rate, "batch_size": config.batch_size, "epochs": epochs, "seed": s,
+                       "train_images": g.size or images, "members_in_program": len(members),
+                       "program_seconds": seconds, **({} if length is None else {
+                           "repeated_length": length, "book_epochs": epochs * length // g.size})},
+            model, result.member(k), result.histories[k], split.test, loss=LOSS, num_classes=10,
+            seconds=seconds / len(members)) for k, (g, s) in enumerate(members)]
 
-    steps = spec["epochs"] * (indices.shape[1] if indices is not None else images) // config.batch_size
+    steps = epochs * (length or images) // config.batch_size
     study.log(f"{name}: {len(members)} members × {steps:,} steps at batch {config.batch_size}")
-    return study.train(name, [member_name(g, s) for g, s in members], sweep,
-                       label=f"{name} ({len(members)} members)", epochs=spec["epochs"])
-
-
-def svm_features(x: np.ndarray) -> np.ndarray:
-    """SVC's input: the network's pixels as float64 (the book passes mnist.pkl.gz's raw pixel vectors)."""
-    return np.asarray(x, np.float64)
+    return study.train(name, names, sweep, label=f"{name} ({len(members)} members)", epochs=epochs)
 
 
 def run_svm(config: Config, split: mnist.Split, study: lib.Study, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -335,8 +300,8 @@ def run_svm(config: Config, split: mnist.Split, study: lib.Study, runs: list[dic
     except ImportError:
         raise lib.RunError("the more_data_svm row needs scikit-learn, an optional dependency",
                            "pip install -e '.[svm]' (or leave the row out: --rows without more_data_svm)") from None
-    x, y = svm_features(split.train[0]), split.train[1]
-    xv, yv = svm_features(split.val[0]), split.val[1]
+    # float64, the network's pixels: the book passes mnist.pkl.gz's raw pixel vectors
+    (x, y), (xv, yv) = ((np.asarray(images, np.float64), labels) for images, labels in (split.train, split.val))
     out = []
     for gamma in config.svm_gammas:
         for size in config.svm_sizes:
@@ -386,8 +351,7 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     results = {"runs": runs, "timing": timing, "val_images": len(split.val[1])}
     results["summary"] = summarise(results)
     results["comparisons"] = comparisons(results["summary"])
-    headline = results["summary"].get("more_data", {}).get(f"{max(config.sizes):,} images") if (
-        "more_data" in config.rows) else None
+    headline = results["summary"].get("more_data", {}).get(f"{max(config.sizes):,} images")
     return {**results, "headline": (f"validation accuracy (%), {max(config.sizes):,} images, mean of "
                                     f"{config.seed_count} seeds", headline["mean"]) if headline else None}
 
@@ -407,10 +371,7 @@ def percent(values: Sequence[float | None]) -> list[float | None]:
 def peak(history: Mapping[str, Any], key: str) -> tuple[float | None, float | None]:
     """The highest value of ``history[key]`` and the first epoch it occurs at."""
     values = [(v, e) for v, e in zip(history.get(key) or [], history.get("epoch") or []) if v is not None]
-    if not values:
-        return None, None
-    best = max(v for v, _ in values)
-    return best, next(e for v, e in values if v == best)
+    return max(values, key=lambda pair: pair[0], default=(None, None))
 
 
 def _entry(book: float | None, values: Sequence[float | None], unit: str = "%",
@@ -434,11 +395,10 @@ def _history_row(runs: Sequence[Mapping[str, Any]], row: str) -> dict[str, Any]:
     """Peak and final test accuracy, the peak's epoch and the final training accuracy, per seed."""
     peaks = [peak(r["history"], "test_accuracy") for r in runs]
     quantities = {"peak test accuracy": percent([p for p, _ in peaks]), "peak epoch": [e for _, e in peaks],
-                  "final test accuracy": percent([r["history"]["test_accuracy"][-1] if r["history"]["test_accuracy"]
-                                                  else None for r in runs]),
+                  "final test accuracy": percent([(r["history"]["test_accuracy"] or [None])[-1] for r in runs]),
                   "final training accuracy": percent([r["final"]["train_accuracy"] for r in runs])}
     epochs = float(runs[0]["config"]["epochs"]) if runs else 1.0
-    return {q: _entry(BOOK[row].get(q), v, "epoch", (1.0, epochs)) if q == "peak epoch" else _entry(BOOK[row].get(q), v)
+    return {q: _entry(BOOK[row].get(q), v, *(("epoch", (1.0, epochs)) if q == "peak epoch" else ()))
             for q, v in quantities.items()}
 
 
@@ -447,71 +407,36 @@ def summarise(results: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]
 
     Written to results.json at run time; :func:`claims` and the reproduction check read it.
     """
-    runs, out = results["runs"], {}
-
-    def in_row(row: str) -> bool:
-        return any(row in r["config"].get("rows", []) for r in runs)
-
-    for row, match in (("overfitting", {}), ("regularized", {}), ("overfitting_full", {}), ("regularized_full", {})):
-        if in_row(row):
-            out[row] = _history_row(members_of(results, row, **match), row)
-    if in_row("more_data"):
-        sizes = sorted({r["config"]["train_images"] for r in runs if "more_data" in r["config"]["rows"]})
+    out = {row: _history_row(members_of(results, row), row) for row in ROWS[:4] if members_of(results, row)}
+    more = members_of(results, "more_data")
+    if more:
         out["more_data"] = {f"{n:,} images": _entry(BOOK["more_data"].get(f"{n:,} images"), percent(
-            [r["final"]["val_accuracy"] for r in members_of(results, "more_data", train_images=n)])) for n in sizes}
-    if in_row("more_data_svm"):
-        svm = {}
-        for r in runs:
-            if "more_data_svm" in r["config"]["rows"]:
-                n, gamma = r["config"]["train_images"], r["config"]["gamma"]
-                value = 100.0 * r["final"]["val_accuracy"]
-                book = BOOK["more_data_svm"].get(f"{n:,} images")
-                distance = None if book is None else round(abs(book - value), ROUND)  # 1e-14 is the same count
-                svm[f"gamma={gamma}, {n:,} images"] = {
-                    "book": book, "unit": "%", "n": 1, "values": [value], "mean": value, "distance": distance,
-                    "distance_images": None if book is None else round(distance / 100.0 * r_val_count(results), ROUND)}
+            [r["final"]["val_accuracy"] for r in more if r["config"]["train_images"] == n]))
+            for n in sorted({r["config"]["train_images"] for r in more})}
+    svm = {}
+    for r in members_of(results, "more_data_svm"):
+        n, value = r["config"]["train_images"], 100.0 * r["final"]["val_accuracy"]
+        book = BOOK["more_data_svm"].get(f"{n:,} images")
+        distance = None if book is None else round(abs(book - value), ROUND)  # 1e-14 is the same count
+        svm[f"gamma={r['config']['gamma']}, {n:,} images"] = {  # its accuracy: a count of validation images
+            "book": book, "unit": "%", "n": 1, "values": [value], "mean": value, "distance": distance,
+            "distance_images": None if book is None else round(distance / 100.0 * int(results["val_images"]), ROUND)}
+    if svm:
         out["more_data_svm"] = svm
-    if in_row("weight_initialization_30"):
-        init = {}
-        etas = sorted({r["config"]["learning_rate"] for r in runs if "weight_initialization_30" in r["config"]["rows"]})
-        for eta in etas:
-            for scheme, word in ((DEFAULT, "default"), (LARGE, "large")):
-                members = members_of(results, "weight_initialization_30", init=scheme, learning_rate=eta)
-                if not members:
-                    continue
-                epochs = members[0]["config"]["epochs"]
-                for at, index in ((1, 0), (epochs, -1)):
-                    values = [r["history"]["val_accuracy"][index] if r["history"]["val_accuracy"] else None
-                              for r in members]
-                    key = f"{word} init, epoch {at}"
-                    book = BOOK["weight_initialization_30"].get(key if at in (1, 30) else "")
-                    init[f"η={eta:g}, {key}"] = _entry(book, percent(values))
+    init = {}
+    for eta in sorted({r["config"]["learning_rate"] for r in members_of(results, "weight_initialization_30")}):
+        for scheme, word in INITS.items():
+            members = members_of(results, "weight_initialization_30", init=scheme, learning_rate=eta)
+            if not members:
+                continue
+            for at, index in ((1, 0), (members[0]["config"]["epochs"], -1)):
+                key = f"{word} init, epoch {at}"
+                init[f"η={eta:g}, {key}"] = _entry(BOOK["weight_initialization_30"].get(key if at in (1, 30) else ""),
+                                                  percent([(r["history"]["val_accuracy"] or [None])[index]
+                                                           for r in members]))
+    if init:
         out["weight_initialization_30"] = init
     return out
-
-
-def r_val_count(results: Mapping[str, Any]) -> int:
-    """The number of validation images (the SVM's accuracy is a count of them)."""
-    return int(results["val_images"])
-
-
-def init_distances(summary: Mapping[str, Any]) -> dict[str, float]:
-    """η → Σ over the book's four initialisation numbers of |book − our mean| (points)."""
-    out: dict[str, float] = {}
-    for key, entry in sorted(summary.get("weight_initialization_30", {}).items()):
-        eta = key.split(",")[0]
-        if entry["distance"] is not None:
-            out[eta] = out.get(eta, 0.0) + entry["distance"]
-    return out
-
-
-def svm_distances(summary: Mapping[str, Any]) -> dict[str, float]:
-    """gamma → Σ over the sizes run with every gamma of |book − ours| (points)."""
-    svm = summary.get("more_data_svm", {})
-    gammas = sorted({k.split(",")[0] for k in svm})
-    sizes = sorted(s for s in {k.split(", ", 1)[1] for k in svm} if all(f"{g}, {s}" in svm for g in gammas))
-    return {g: sum(svm[f"{g}, {s}"]["distance"] for s in sizes if svm[f"{g}, {s}"]["distance"] is not None)
-            for g in gammas}
 
 
 HISTORY_QUANTITIES = ("peak test accuracy", "peak epoch", "final test accuracy", "final training accuracy")
@@ -523,7 +448,7 @@ def _size(key: str) -> int:
 
 
 def _order(row: str, key: str) -> tuple:
-    if row in ("more_data",):
+    if row == "more_data":
         return (_size(key),)
     if row == "more_data_svm":
         gamma = key.split(",")[0].removeprefix("gamma=")
@@ -539,47 +464,53 @@ def entries(summary: Mapping[str, Any], row: str) -> list[tuple[str, dict[str, A
     return sorted(summary.get(row, {}).items(), key=lambda item: _order(row, item[0]))
 
 
-def phrase(row: str, quantity: str) -> str:
-    """A quantity as a sentence names it."""
-    if row == "more_data":
-        return f"validation accuracy on {quantity}"
-    if row == "weight_initialization_30":
-        return f"validation accuracy ({quantity})"
-    return quantity
-
-
 def comparisons(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The numbers behind the "which η" and "which gamma" verdicts, written to results.json with the summary."""
-    svm = [e["distance_images"] for k, e in summary.get("more_data_svm", {}).items()
-           if k.startswith("gamma=auto,") and e.get("distance_images") is not None]
-    return {"init_distance": init_distances(summary), "svm_distance": svm_distances(summary),
-            "svm_auto_largest_images": max(svm) if svm else None}
+    """The numbers behind the "which η" and "which gamma" verdicts, written to results.json with the summary:
+    η → Σ over the book's four initialisation numbers of |book − our mean|, gamma → Σ over the sizes run with
+    every gamma of |book − ours| (points), and gamma='auto''s largest distance from the book in validation images."""
+    init: dict[str, float] = {}
+    for key, entry in sorted(summary.get("weight_initialization_30", {}).items()):
+        if entry["distance"] is not None:
+            init[key.split(",")[0]] = init.get(key.split(",")[0], 0.0) + entry["distance"]
+    svm = summary.get("more_data_svm", {})
+    gammas = sorted({k.split(",")[0] for k in svm})
+    sizes = sorted(s for s in {k.split(", ", 1)[1] for k in svm} if all(f"{g}, {s}" in svm for g in gammas))
+    distances = {g: sum(svm[f"{g}, {s}"]["distance"] for s in sizes if svm[f"{g}, {s}"]["distance"] is not None)
+                 for g in gammas}
+    auto = [e["distance_images"] for k, e in svm.items()
+            if k.startswith("gamma=auto,") and e.get("distance_images") is not None]
+    return {"init_distance": init, "svm_distance": distances, "svm_auto_largest_images": max(auto) if auto else None}
 
 
 # ---------------------------------------------------------------- the claims
 FILES = {row: f"{row}.json" for row in ROWS}
+PHRASES = {"more_data": "validation accuracy on {}", "weight_initialization_30": "validation accuracy ({})"}
+"""How a sentence names a row's quantity (the others: by the quantity itself)."""
+
+
+def booked(summary: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(row, quantity, entry) for every number of the book's that we measured, in the report's order."""
+    return [(row, q, e) for row in ROWS for q, e in entries(summary, row) if e.get("book") is not None]
 
 
 def claims(results: Mapping[str, Any]) -> list[claims_lib.Claim]:
     """Every outcome the report states, each computed from ``results["summary"]``."""
     summary, out = results["summary"], []
-    for row in ROWS:
-        if row == "more_data_svm":
+    for row, quantity, e in booked(summary):
+        if e.get("reach") is None:  # also every SVM entry: one deterministic fit has no interval
             continue
-        for quantity, e in entries(summary, row):
-            if e.get("book") is None or e.get("reach") is None:
-                continue
-            digits = 1 if e["unit"] == "epoch" else 2
-            out.append(claims_lib.Claim(
-                f"the book's {phrase(row, quantity)} in {FILES[row]}, {e['book']:g}, against our mean {e['mean']:.{digits}f} over "
-                f"{e['n']} seeds", "our 95% interval's reach towards it", e["reach"], "its distance from our mean",
-                e["distance"], more="within our interval", less="outside our interval", margin=-TOUCH, digits=digits))
+        digits = 1 if e["unit"] == "epoch" else 2
+        out.append(claims_lib.Claim(
+            f"the book's {PHRASES.get(row, '{}').format(quantity)} in {FILES[row]}, {e['book']:g}, against our mean "
+            f"{e['mean']:.{digits}f} over {e['n']} seeds", "our 95% interval's reach towards it", e["reach"],
+            "its distance from our mean", e["distance"], more="within our interval", less="outside our interval",
+            margin=-TOUCH, digits=digits))
     for small, large, what in (("overfitting", "regularized", "1,000 images"),
                                ("overfitting_full", "regularized_full", "50,000 images")):
         a, b = summary.get(large, {}).get("final test accuracy"), summary.get(small, {}).get("final test accuracy")
         if a and b:
             out.append(claims_lib.Claim(f"L2 regularisation on {what} (final test accuracy, mean over seeds)",
-                                        f"{FILES[large]}", a["mean"], f"{FILES[small]}", b["mean"],
+                                        FILES[large], a["mean"], FILES[small], b["mean"],
                                         more="regularised is higher", less="regularised is not higher", digits=2))
     md, svm = dict(entries(summary, "more_data")), summary.get("more_data_svm", {})
     both = [key for key in md if f"gamma=auto, {key}" in svm]
@@ -593,7 +524,7 @@ def claims(results: Mapping[str, Any]) -> list[claims_lib.Claim]:
             less="the network is not higher at every size", digits=2))
     compared = results["comparisons"]
     distances = compared["svm_distance"]
-    if {"auto", "scale"} <= {g.removeprefix("gamma=") for g in distances}:
+    if {"gamma=auto", "gamma=scale"} <= set(distances):
         out.append(claims_lib.Claim(
             "which SVC gamma gives the book's SVM line (Σ over the sizes of |book − ours|, points)",
             "gamma='scale' (today's default)", distances["gamma=scale"], "gamma='auto' (the default of the book's "
@@ -604,35 +535,30 @@ def claims(results: Mapping[str, Any]) -> list[claims_lib.Claim]:
             "SVC gamma='auto' against the book at every size run (the largest difference, in validation images)",
             "largest |ours − book|", float(compared["svm_auto_largest_images"]), "half an image", 0.5,
             more="not identical to the image", less="identical to the image at every size", digits=1))
-    init = summary.get("weight_initialization_30", {})
-    d = compared["init_distance"]
-    if len(d) == 2 and {"η=0.1", "η=0.5"} <= set(d):
+    init, d = summary.get("weight_initialization_30", {}), compared["init_distance"]
+    if set(d) == {"η=0.1", "η=0.5"}:
         out.append(claims_lib.Claim(
             "which η weight_initialization_30.json was run with (Σ over its four numbers of |book − our mean|, points)",
             "η = 0.5", d["η=0.5"], "η = 0.1", d["η=0.1"], more="η = 0.1 is the closer", less="η = 0.5 is the closer",
             digits=2))
     for eta in sorted({k.split(",")[0] for k in init}, key=lambda k: float(k.removeprefix("η="))):
-        first = [k for k in init if k.startswith(eta + ",") and k.endswith("epoch 1")]
-        if len(first) == 2:
-            dflt, lrg = init[f"{eta}, default init, epoch 1"], init[f"{eta}, large init, epoch 1"]
-            out.append(claims_lib.Claim(f"after one epoch at {eta} (validation accuracy, mean over seeds)",
-                                        "default init", dflt["mean"], "large init", lrg["mean"],
-                                        more="the default initialisation is ahead",
-                                        less="the default initialisation is not ahead", digits=2))
+        if len([k for k in init if k.startswith(eta + ",") and k.endswith("epoch 1")]) == 2:
+            out.append(claims_lib.Claim(
+                f"after one epoch at {eta} (validation accuracy, mean over seeds)", "default init",
+                init[f"{eta}, default init, epoch 1"]["mean"], "large init",
+                init[f"{eta}, large init, epoch 1"]["mean"],
+                more="the default initialisation is ahead", less="the default initialisation is not ahead", digits=2))
     return out
 
 
 # ---------------------------------------------------------------- report
-def _mean_band(histories: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                           np.ndarray]:
+def _mean_band(histories: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, ...]:
     """Per epoch over seeds: epochs, mean and the 95% interval for one run (as :func:`interval`)."""
     length = min(len(h.get(key) or []) for h in histories)
     epochs = np.asarray(histories[0]["epoch"][:length], float)
     values = np.asarray([[np.nan if v is None else v for v in h[key][:length]] for h in histories], float)
     stats = [interval(values[:, i][np.isfinite(values[:, i])].tolist()) for i in range(length)]
-    mean = np.asarray([s["mean"] if s["mean"] is not None else np.nan for s in stats])
-    lo = np.asarray([s["lo"] if s["lo"] is not None else np.nan for s in stats])
-    hi = np.asarray([s["hi"] if s["hi"] is not None else np.nan for s in stats])
+    mean, lo, hi = (np.asarray([np.nan if s[k] is None else s[k] for s in stats]) for k in ("mean", "lo", "hi"))
     return epochs, mean, lo, hi
 
 
@@ -659,15 +585,14 @@ def curves_figure(path: Path, groups: Mapping[str, Sequence[Mapping[str, Any]]],
                         label=f"{name} ({len(histories)} seeds)")
             points = list((marks or {}).get(key, ()))
             if points:
-                ax.plot([x for x, _ in points], [y for _, y in points], "k*", ms=10, ls="none", zorder=4,
-                        label="the book (one run)")
+                ax.plot(*zip(*points), "k*", ms=10, ls="none", zorder=4, label="the book (one run)")
             ax.set(xlabel="epoch", ylabel=label)
             ax.legend(loc="best")
         for ax in axes.ravel()[len(panels):]:
             ax.set_visible(False)
         fig.suptitle(title)
         fig.tight_layout()
-        return plots._save(fig, path)  # noqa: SLF001  the shared saver
+        return plots.save_figure(fig, path)
 
 
 def more_data_figure(path: Path, summary: Mapping[str, Any]) -> Path:
@@ -679,11 +604,10 @@ def more_data_figure(path: Path, summary: Mapping[str, Any]) -> Path:
         fig, ax = plt.subplots(figsize=(7.4, 4.6))
         md = dict(entries(summary, "more_data"))
         if md:
-            xs = [_size(k) for k in md]
-            ax.fill_between(xs, [md[k]["lo"] for k in md], [md[k]["hi"] for k in md], color="tab:blue", alpha=0.2,
-                            lw=0)
-            ax.plot(xs, [md[k]["mean"] for k in md], "o-", color="tab:blue", ms=4,
-                    label=f"network, mean of {md[next(iter(md))]['n']} seeds (95% band)")
+            xs, band = [_size(k) for k in md], list(md.values())
+            ax.fill_between(xs, [e["lo"] for e in band], [e["hi"] for e in band], color="tab:blue", alpha=0.2, lw=0)
+            ax.plot(xs, [e["mean"] for e in band], "o-", color="tab:blue", ms=4,
+                    label=f"network, mean of {band[0]['n']} seeds (95% band)")
         svm = dict(entries(summary, "more_data_svm"))
         for gamma, color in (("auto", "tab:red"), ("scale", "tab:orange")):
             keys = [k for k in svm if k.startswith(f"gamma={gamma},")]
@@ -691,50 +615,46 @@ def more_data_figure(path: Path, summary: Mapping[str, Any]) -> Path:
                 ax.plot([_size(k) for k in keys], [svm[k]["mean"] for k in keys], "s-", color=color, ms=4,
                         label=f"SVC gamma='{gamma}'")
         for row, marker, label in (("more_data", "o", "book: network"), ("more_data_svm", "s", "book: SVC()")):
-            book = BOOK[row]
-            ax.plot([_size(k) for k in book], list(book.values()), marker, mfc="none", mec="black", ms=8, ls="none",
-                    label=label)
+            ax.plot([_size(k) for k in BOOK[row]], list(BOOK[row].values()), marker, mfc="none", mec="black", ms=8,
+                    ls="none", label=label)
         ax.set_xscale("log")
         ax.set(xlabel="training-set size (first N images)", ylabel="validation accuracy (%)",
                title="More training data: 784-30-10 network against SVC")
         ax.legend(loc="lower right")
-        return plots._save(fig, path)  # noqa: SLF001
+        return plots.save_figure(fig, path)
 
 
 def _pct(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def _closer(distances: Mapping[str, float], this: str) -> str | None:
+    """The setting (η, gamma rule) with the smallest Σ |book − ours|, where that is not ``this`` one."""
+    best = min(distances, key=distances.get) if len(distances) > 1 and this in distances else this
+    return None if best == this else best
+
+
 def note(row: str, quantity: str, e: Mapping[str, Any], results: Mapping[str, Any]) -> str:
     """The Reported-vs-reproduced note of one quantity, from its numbers."""
     if results.get("quick"):
         return "quick run: fewer images, epochs and seeds, not comparable."
-    compared = results.get("comparisons") or {}
+    compared, this = results.get("comparisons") or {}, quantity.split(",")[0]
     if row == "more_data_svm":
-        images = e.get("distance_images")
+        images, distances = e.get("distance_images"), compared.get("svm_distance") or {}
         text = "deterministic (libsvm), one fit: " + ("identical to the image." if images is not None and images < 0.5
                                                       else f"{images:.0f} validation images apart.")
-        distances = compared.get("svm_distance") or {}
-        this = quantity.split(",")[0]
-        if len(distances) > 1 and this in distances and min(distances, key=distances.get) != this:
-            best = min(distances, key=distances.get)
-            text += (f" Not the book's rule: {best} is the closer (Σ over the sizes of |book − ours| "
-                     f"{distances[best]:.2f} against {distances[this]:.2f} points).")
-        return text
+        best = _closer(distances, this)
+        return text + ("" if best is None else f" Not the book's rule: {best} is the closer (Σ over the sizes of "
+                       f"|book − ours| {distances[best]:.2f} against {distances[this]:.2f} points).")
     if e.get("lo") is None:
         return "one seed only: no interval."
+    z = (e["book"] - e["mean"]) / e["std"] if e["std"] else float("inf")
     text = (f"{e['n']} seeds, 95% interval for one run {e['lo']:.2f}–{e['hi']:.2f} (seeds {e['min']:.2f}–"
-            f"{e['max']:.2f}): ")
-    if e["within"]:
-        text += "within."
-    else:
-        z = (e["book"] - e["mean"]) / e["std"] if e["std"] else float("inf")
-        text += (f"outside; the book's single run lies {abs(z):.1f} seed standard deviations "
-                 f"{'above' if z > 0 else 'below'} our mean.")
+            f"{e['max']:.2f}): " + ("within." if e["within"] else f"outside; the book's single run lies {abs(z):.1f} "
+                                    f"seed standard deviations {'above' if z > 0 else 'below'} our mean."))
     distances = compared.get("init_distance") or {}
-    this = quantity.split(",")[0]
-    if row == "weight_initialization_30" and len(distances) > 1 and min(distances, key=distances.get) != this:
-        best = min(distances, key=distances.get)
+    best = _closer(distances, this) if row == "weight_initialization_30" else None
+    if best is not None:
         there = [v for k, v in results["summary"][row].items() if k.startswith(best + ",") and v.get("within")
                  is not None]
         text += (f" Not the book's η: {best} is the closer (Σ over the four numbers of |book − our mean| "
@@ -744,13 +664,8 @@ def note(row: str, quantity: str, e: Mapping[str, Any], results: Mapping[str, An
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    summary, rows = results["summary"], []
-    for row in ROWS:
-        for quantity, e in entries(summary, row):
-            if e.get("book") is None:
-                continue
-            rows.append((f"{FILES[row]}: {quantity}", e["book"], e["mean"], note(row, quantity, e, results)))
-    return rows
+    return [(f"{FILES[row]}: {quantity}", e["book"], e["mean"], note(row, quantity, e, results))
+            for row, quantity, e in booked(results["summary"])]
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -778,27 +693,22 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         "(mean ± t·s·√(1 + 1/n) over the seeds), because each of the book's numbers is one run.")
     rep.heading("The book's table against ours")
     table = []
-    for row in ROWS:
-        for quantity, e in entries(summary, row):
-            if e.get("book") is None:
-                continue
-            if row == "more_data_svm":
-                table.append([FILES[row], quantity, e["book"], _pct(e["mean"]), "(deterministic)", "—",
-                              "to the image" if (e.get("distance_images") or 0) < 0.5 else
-                              f"{e['distance_images']:.0f} images apart"])
-                continue
-            digits = 1 if e["unit"] == "epoch" else 2
-            verdict = "—" if e.get("within") is None else ("within" if e["within"] else "**outside**")
+    for row, quantity, e in booked(summary):
+        digits = 1 if e["unit"] == "epoch" else 2
+        if row == "more_data_svm":
+            table.append([FILES[row], quantity, e["book"], _pct(e["mean"]), "(deterministic)", "—",
+                          "to the image" if (e.get("distance_images") or 0) < 0.5 else
+                          f"{e['distance_images']:.0f} images apart"])
+        else:
             table.append([FILES[row], quantity, e["book"], _pct(e["mean"], digits),
-                          f"{_pct(e['lo'], digits)}–{_pct(e['hi'], digits)}" if e.get("lo") is not None else "—",
-                          f"{_pct(e['min'], digits)}–{_pct(e['max'], digits)}", verdict])
+                          "—" if e.get("lo") is None else f"{_pct(e['lo'], digits)}–{_pct(e['hi'], digits)}",
+                          f"{_pct(e['min'], digits)}–{_pct(e['max'], digits)}",
+                          "—" if e.get("within") is None else ("within" if e["within"] else "**outside**")])
     rep.table(["File", "Quantity", "Book", "Our mean", "95% interval (one run)", "Our seeds", "Book's number"], table,
               digits=2)
     rep.heading("What the numbers say")
     for sentence in claims_lib.section(claims(results)):
         rep.text(sentence)
-    groups = lambda row, label: {label: members_of(results, row)} if members_of(results, row) else {}  # noqa: E731
-    small = {**groups("overfitting", "λ_book = 0"), **groups("regularized", f"λ_book = {cfg['small_lambda']:g}")}
     panels = [("test_accuracy", "test accuracy (%)"), ("test_loss", "test cost"), ("train_loss", "training cost"),
               ("train_accuracy", "training accuracy (%)")]
 
@@ -815,31 +725,28 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                 found["train_accuracy"].append((epochs, book["final training accuracy"]))
         return found
 
-    if small:
-        rep.figure(curves_figure(out / "overfitting.png", small, panels,
-                                 f"784-30-10 on the first {cfg['small_images']:,} images (overfitting.json, "
-                                 "regularized.json)", marks(["overfitting", "regularized"])),
-                   f"Per epoch, mean over seeds with its 95% band: test accuracy, test cost, training cost (without the "
-                   f"penalty) and training accuracy, {cfg['small_images']:,} training images; stars: the book's numbers (peak and final).")
-    full = {**groups("overfitting_full", "λ_book = 0"), **groups("regularized_full", f"λ_book = {cfg['full_lambda']:g}")}
-    if full:
-        rep.figure(curves_figure(out / "overfitting_full.png", full, panels,
-                                 f"784-30-10 on {cfg['train_images']:,} images (overfitting_full.json, "
-                                 "regularized_full.json)", marks(["overfitting_full", "regularized_full"])),
-                   f"The same on all {cfg['train_images']:,} training images, {cfg['full_epochs']} epochs.")
+    for plain, decayed, lam, images, caption in (
+            ("overfitting", "regularized", cfg["small_lambda"], f"the first {cfg['small_images']:,}",
+             "Per epoch, mean over seeds with its 95% band: test accuracy, test cost, training cost (without the "
+             f"penalty) and training accuracy, {cfg['small_images']:,} training images; stars: the book's numbers "
+             "(peak and final)."),
+            ("overfitting_full", "regularized_full", cfg["full_lambda"], f"{cfg['train_images']:,}",
+             f"The same on all {cfg['train_images']:,} training images, {cfg['full_epochs']} epochs.")):
+        groups = {label: members_of(results, row) for row, label in (
+            (plain, "λ_book = 0"), (decayed, f"λ_book = {lam:g}")) if members_of(results, row)}
+        if groups:
+            rep.figure(curves_figure(out / f"{plain}.png", groups, panels, f"784-30-10 on {images} images "
+                                     f"({plain}.json, {decayed}.json)", marks([plain, decayed])), caption)
     if "more_data" in summary or "more_data_svm" in summary:
         rep.figure(more_data_figure(out / "more_data.png", summary),
                    "Validation accuracy against the training-set size (log axis): the network (every size the same "
                    "number of steps, one sweep) and SVC; open markers: the book's numbers.")
     init_runs = [r for r in results["runs"] if "weight_initialization_30" in r["config"]["rows"]]
+    init_marks = {"val_accuracy": [(1 if key.endswith("epoch 1") else cfg["full_epochs"], value)
+                                   for key, value in BOOK["weight_initialization_30"].items()]}
     for eta in sorted({r["config"]["learning_rate"] for r in init_runs}):
         groups_eta = {f"{word} init": [r for r in init_runs if r["config"]["learning_rate"] == eta
-                                       and r["config"]["init"] == scheme]
-                      for scheme, word in ((DEFAULT, "default"), (LARGE, "large"))}
-        book = BOOK["weight_initialization_30"]
-        init_marks = {"val_accuracy": [(1, book["default init, epoch 1"]), (1, book["large init, epoch 1"]),
-                                       (cfg["full_epochs"], book["default init, epoch 30"]),
-                                       (cfg["full_epochs"], book["large init, epoch 30"])]}
+                                       and r["config"]["init"] == scheme] for scheme, word in INITS.items()}
         rep.figure(curves_figure(out / f"weight_initialization_eta{eta:g}.png", groups_eta,
                                  [("val_accuracy", "validation accuracy (%)")],
                                  f"Initialisation, η = {eta:g}, λ_book = {cfg['full_lambda']:g}", init_marks),

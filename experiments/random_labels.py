@@ -56,8 +56,7 @@ class Config(lib.StudyConfig):
         return dataclasses.replace(self, train_images=256, hidden=64, epochs=40)
 
     def problems(self) -> list[tuple[str, str, str]]:
-        bad = [k for k in self.classes if k not in (2, 10)]
-        if bad or len(set(self.classes)) != len(self.classes):
+        if any(k not in (2, 10) for k in self.classes):  # lib.config has already refused a k given twice
             return [("--classes", " ".join(map(str, self.classes)), "give 2 and/or 10, each once")]
         if self.train_images < 1 or self.val_images < 1:
             return [("--train-images", f"{self.train_images} training / {self.val_images} held-out images",
@@ -70,9 +69,7 @@ class Config(lib.StudyConfig):
                      "use a batch between 1 and --train-images")]
         if self.hidden < 1:
             return [("--hidden", f"{self.hidden} units", "use at least 1 hidden unit")]
-        if not self.learning_rate > 0:
-            return [("--learning-rate", f"{self.learning_rate}", "use a positive learning rate")]
-        return []
+        return []  # lib.config has already refused a non-positive learning rate
 
 
 def class_labels(y: np.ndarray, k: int) -> np.ndarray:
@@ -99,20 +96,20 @@ def memorise(config: Config, split: mnist.Split, k: int, **options: Any) -> list
                           epochs=config.epochs, batch_size=config.batch_size, labels=np.stack([true, shuffled]),
                           init_seed=[config.seed] * 2, data_seed=[config.seed] * 2, val=val, **options)
     seconds = time.perf_counter() - started  # the sweep's wall clock, shared by its two members
+    shared = {"n_train": len(y), "layers": layers, "hidden": config.activation, "output": "softmax",
+              "loss": "softmax_cross_entropy", "optimizer": "sgd", "learning_rate": config.learning_rate,
+              "batch_size": config.batch_size, "epochs": config.epochs, "init": config.init, "pixels": "[0, 1]",
+              "seed": config.seed, "true_labels": "digit parity (1 = odd)" if k == 2 else "digit",
+              "val": f"last {len(val[1])} training images, true labels",
+              "test": "MNIST test set, true labels (test_*_random_labels: random labels)"}
     runs = []
     for member, (name, labels) in enumerate(zip(run_names(k), LABELS)):
         params = result.member(member)
         on_random = evaluate.classifier(network, params, test_random, num_classes=k)
-        run_config = {"classes": k, "training_labels": labels, "n_train": len(y), "layers": layers,
-                      "hidden": config.activation, "output": "softmax", "loss": "softmax_cross_entropy",
-                      "optimizer": "sgd", "learning_rate": config.learning_rate, "batch_size": config.batch_size,
-                      "epochs": config.epochs, "init": config.init, "pixels": "[0, 1]", "seed": config.seed,
-                      "true_labels": "digit parity (1 = odd)" if k == 2 else "digit",
-                      "val": f"last {len(val[1])} training images, true labels",
-                      "test": "MNIST test set, true labels (test_*_random_labels: random labels)"}
         runs.append(mnist.classifier_record(
-            name, run_config, network, params, result.histories[member], test_true, num_classes=k, seconds=seconds,
-            test_accuracy_random_labels=on_random["accuracy"], test_loss_random_labels=on_random["loss"],
+            name, {"classes": k, "training_labels": labels, **shared}, network, params, result.histories[member],
+            test_true, num_classes=k, seconds=seconds, test_accuracy_random_labels=on_random["accuracy"],
+            test_loss_random_labels=on_random["loss"],
             labels_agreeing_with_truth=float(np.mean(shuffled == true)) if labels == "random" else 1.0))
     return runs
 
@@ -125,11 +122,9 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         study.log(f"{k} classes: true and random labels on {config.train_images} images, {config.epochs} epochs")
         runs += study.train(f"k{k}", run_names(k), functools.partial(memorise, config, split, k),
                             label=f"{k} classes", epochs=config.epochs)
-        study.save_progress(runs)
-    head = by_key(runs)[config.classes[0], "random"]
-    return {"runs": runs,
-            "headline": (f"training accuracy on random labels ({config.classes[0]} classes)",
-                         head["final"]["train_accuracy"])}
+    first = by_key(runs)[config.classes[0], "random"]
+    return {"runs": runs, "headline": (f"training accuracy on random labels ({config.classes[0]} classes)",
+                                       first["final"]["train_accuracy"])}
 
 
 # ---------------------------------------------------------------- outcomes, from results alone
@@ -162,9 +157,8 @@ def diverged_sentence(run: Mapping[str, Any]) -> str:
 
 def lowest_val_loss(run_: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """(epoch, value) of the lowest finite validation loss ((None, None) without one)."""
-    values = _finite(run_["history"]["val_loss"])
-    i, v = min(values, key=lambda iv: iv[1]) if values else (None, None)
-    return (None, None) if i is None else (run_["history"]["epoch"][i], v)
+    i, v = min(_finite(run_["history"]["val_loss"]), key=lambda iv: iv[1], default=(None, None))
+    return None if i is None else run_["history"]["epoch"][i], v
 
 
 def training_loss_then_and_last(history: Mapping[str, Any]) -> tuple[float | None, float | None, float | None]:
@@ -172,8 +166,8 @@ def training_loss_then_and_last(history: Mapping[str, Any]) -> tuple[float | Non
     values = _finite(history["train_loss"])
     if len(values) < 2:
         return None, None, None
-    i_then = values[max(0, int(0.9 * len(values)) - 1)][0]
-    return history["epoch"][i_then], float(history["train_loss"][i_then]), values[-1][1]
+    i_then, then = values[max(0, int(0.9 * len(values)) - 1)]
+    return history["epoch"][i_then], then, values[-1][1]
 
 
 def independent_guesses(run_: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -195,13 +189,13 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
         random, true = by[k, "random"], by[k, "true"]
         if random["diverged"] or true["diverged"]:
             continue
-        fr, ft, n, rk, vs = random["final"], true["final"], random["config"]["n_train"], f"random labels, k = {k}", (
-            f"true vs random labels, k = {k}")
+        fr, ft, both = random["final"], true["final"], (("random", random), ("true", true))
+        rk, vs = f"random labels, k = {k}", f"true vs random labels, k = {k}"
         e_true = epoch_reaching(true["history"], "train_accuracy", MEMORISED)
         i = true["history"]["epoch"].index(e_true) if e_true is not None else -1
-        out += [Claim(f"{labels} labels, k = {k}: training accuracy on the {n} images after the last epoch",
-                      "the network's", run_["final"]["train_accuracy"], "the memorised threshold", MEMORISED, reference=True,
-                      more="memorised", less="not memorised") for labels, run_ in (("random", random), ("true", true))]
+        out += [Claim(f"{labels} labels, k = {k}: training accuracy on the {random['config']['n_train']} images after "
+                      "the last epoch", "the network's", run_["final"]["train_accuracy"], "the memorised threshold",
+                      MEMORISED, reference=True, more="memorised", less="not memorised") for labels, run_ in both]
         out += [
             Claim(f"{vs}: training accuracy when the true labels first reach {MEMORISED:.0%} (or after the last epoch)",
                   f"true labels, epoch {lib.fmt_epoch(true['history']['epoch'][i])},",
@@ -211,41 +205,47 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
                       "in the weights."),
             Claim(f"{rk}: held-out test accuracy (true labels) against chance, 1/k = {1 / k:g}",
                   f"its distance from chance, |{lib.fmt(fr['test_accuracy'])} − {1 / k:g}|,",
-                  _apart(fr["test_accuracy"], 1 / k), "the tolerance", CHANCE_TOLERANCE, reference=True, more="not at chance",
-                  less="at chance"),
+                  _apart(fr["test_accuracy"], 1 / k), "the tolerance", CHANCE_TOLERANCE, reference=True,
+                  more="not at chance", less="at chance"),
             Claim(f"{vs}: held-out test accuracy", "true labels", ft["test_accuracy"], "random labels",
                   fr["test_accuracy"], more="the true-label network generalises better",
                   less="the true-label network does not generalise better"),
             Claim(f"{rk}: held-out test loss", "the network's", fr["test_loss"], f"ln {k}, the loss of equal "
                   "probabilities,", math.log(k), reference=True, more="above it", less="not above it", digits=2,
-                  why="Above ln k at chance accuracy means confident mistakes, each costing a large −ln p."),
-            *(Claim(f"{labels} labels, k = {k}: the validation loss (held-out images, true labels)", "at the end",
-                    run_["history"]["val_loss"][-1], f"its lowest (epoch {lib.fmt_epoch(low)})", lowest,
-                    more="it rises above its minimum", less="it ends at its minimum")
-              for labels, run_ in (("random", random), ("true", true)) for low, lowest in [lowest_val_loss(run_)])]
-        if k != 2:
-            continue
-        since, then, last = training_loss_then_and_last(random["history"])
-        loss, loss_random = fr["test_loss"], fr["test_loss_random_labels"]
-        p_odd, q_odd, expected = independent_guesses(random)
-        out += [
-            Claim(f"{rk}: training loss over the last tenth of the run", f"at epoch {lib.fmt_epoch(since)},", then,
-                  "the last epoch's", last, more="still falling", less="no longer falling",
-                  why="The loss of a fully memorised set keeps shrinking while the logits grow."),
-            Claim(f"{rk}: mean test loss (true parity test labels)", "ours", loss, "the reported", REPORTED_TEST_LOSS, reference=True,
-                  more="higher than reported", less="not higher than reported", digits=2),
-            Claim(f"{rk}: validation loss after the last epoch", "ours", random["history"]["val_loss"][-1],
-                  "the reported test loss", REPORTED_TEST_LOSS, reference=True, more="above it", less="not above it", digits=2),
-            Claim(f"{rk}: mean test loss scored against random instead of true test labels",
-                  f"the change, |{lib.fmt(loss_random, 2)} − {lib.fmt(loss, 2)}|,", _apart(loss_random, loss),
-                  "5% of the loss", None if loss is None else 0.05 * loss, more="it changes",
-                  less="it changes little: the network's guesses are independent of both"),
-            Claim(f"{rk}: held-out test accuracy against guesses independent of the image",
-                  f"(the test set is {p_odd:.1%} odd, the network calls {q_odd:.1%} odd) the distance, "
-                  f"|{lib.fmt(fr['test_accuracy'])} − {expected:.3f}|,", _apart(fr["test_accuracy"], expected),
-                  "the tolerance", 0.01, reference=True, more="not what independent guesses score",
-                  less="what independent guesses score")]
+                  why="Above ln k at chance accuracy means confident mistakes, each costing a large −ln p.")]
+        out += [Claim(f"{labels} labels, k = {k}: the validation loss (held-out images, true labels)", "at the end",
+                      run_["history"]["val_loss"][-1], f"its lowest (epoch {lib.fmt_epoch(low)})", lowest,
+                      more="it rises above its minimum", less="it ends at its minimum")
+                for labels, run_ in both for low, lowest in [lowest_val_loss(run_)]]
+        out += parity_claims(random) if k == 2 else []
     return out
+
+
+def parity_claims(random: Mapping[str, Any]) -> list[Claim]:
+    """k = 2 only, against the reported numbers: the training loss still falls, and the test loss
+    comes from guesses independent of the image."""
+    rk, fr = "random labels, k = 2", random["final"]
+    since, then, last = training_loss_then_and_last(random["history"])
+    loss, loss_random = fr["test_loss"], fr["test_loss_random_labels"]
+    p_odd, q_odd, expected = independent_guesses(random)
+    return [
+        Claim(f"{rk}: training loss over the last tenth of the run", f"at epoch {lib.fmt_epoch(since)},", then,
+              "the last epoch's", last, more="still falling", less="no longer falling",
+              why="The loss of a fully memorised set keeps shrinking while the logits grow."),
+        Claim(f"{rk}: mean test loss (true parity test labels)", "ours", loss, "the reported", REPORTED_TEST_LOSS,
+              reference=True, more="higher than reported", less="not higher than reported", digits=2),
+        Claim(f"{rk}: validation loss after the last epoch", "ours", random["history"]["val_loss"][-1],
+              "the reported test loss", REPORTED_TEST_LOSS, reference=True, more="above it", less="not above it",
+              digits=2),
+        Claim(f"{rk}: mean test loss scored against random instead of true test labels",
+              f"the change, |{lib.fmt(loss_random, 2)} − {lib.fmt(loss, 2)}|,", _apart(loss_random, loss),
+              "5% of the loss", None if loss is None else 0.05 * loss, more="it changes",
+              less="it changes little: the network's guesses are independent of both"),
+        Claim(f"{rk}: held-out test accuracy against guesses independent of the image",
+              f"(the test set is {p_odd:.1%} odd, the network calls {q_odd:.1%} odd) the distance, "
+              f"|{lib.fmt(fr['test_accuracy'])} − {expected:.3f}|,", _apart(fr["test_accuracy"], expected),
+              "the tolerance", 0.01, reference=True, more="not what independent guesses score",
+              less="what independent guesses score")]
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -253,31 +253,38 @@ def reported_rows(results: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     by, cfg, rows = by_key(results["runs"]), results["config"], []
     if (2, "random") in by:
         r2 = by[2, "random"]
-        f2 = r2["final"]
-        gone = f"Diverged at epoch {r2['diverged_epoch']} (see above): not a trained network's value." if r2["diverged"] else None
-        said = "whether it still falls, and the other k = 2 comparisons, are under What the numbers say"
-        rows += [
-            ("training loss, k = 2 random labels", 0.0, f2["train_loss"],
-             gone or f"'About 0' is a matter of training time; {said}."),
-            ("training accuracy, k = 2 random labels", 1.0, f2["train_accuracy"],
-             gone or f"Memorised means ≥ {MEMORISED:.0%} within {cfg['epochs']} epochs."),
-            ("test accuracy, k = 2 random labels (chance)", 0.5, f2["test_accuracy"],
-             gone or "Chance for guesses independent of the image depends on the test set's and the network's share "
-                     "of odd digits."),
-            ("mean test loss, k = 2 random labels (true parity test labels)", REPORTED_TEST_LOSS, f2["test_loss"],
-             gone or "The test loss of a memorising network is not a fixed number: it grows with the network's "
-                     "confidence, i.e. with training time, width and the weights' scale, and it depends on which test "
-                     f"labels are scored. Ours comes from a {cfg['hidden']}-unit network after {cfg['epochs']} epochs; "
-                     "the original's width and training length at the reported number are not given."),
-            ("mean test loss, k = 2 random labels (random test labels)", REPORTED_TEST_LOSS,
-             f2["test_loss_random_labels"], gone or "Same cause as the row above."),
-        ]
+        gone = (f"Diverged at epoch {r2['diverged_epoch']} (see above): not a trained network's value."
+                if r2["diverged"] else None)
+        rows += [(quantity, reported, r2["final"][key], gone or note) for quantity, reported, key, note in (
+            ("training loss, k = 2 random labels", 0.0, "train_loss", "'About 0' is a matter of training time; whether "
+             "it still falls, and the other k = 2 comparisons, are under What the numbers say."),
+            ("training accuracy, k = 2 random labels", 1.0, "train_accuracy",
+             f"Memorised means ≥ {MEMORISED:.0%} within {cfg['epochs']} epochs."),
+            ("test accuracy, k = 2 random labels (chance)", 0.5, "test_accuracy",
+             "Chance for guesses independent of the image depends on the test set's and the network's share of odd "
+             "digits."),
+            ("mean test loss, k = 2 random labels (true parity test labels)", REPORTED_TEST_LOSS, "test_loss",
+             "The test loss of a memorising network is not a fixed number: it grows with the network's confidence, "
+             "i.e. with training time, width and the weights' scale, and it depends on which test labels are scored. "
+             f"Ours comes from a {cfg['hidden']}-unit network after {cfg['epochs']} epochs; the original's width and "
+             "training length at the reported number are not given."),
+            ("mean test loss, k = 2 random labels (random test labels)", REPORTED_TEST_LOSS, "test_loss_random_labels",
+             "Same cause as the row above."))]
     if (10, "random") in by:
         f10 = by[10, "random"]["final"]
         rows += [("training accuracy, k = 10 random labels", None, f10["train_accuracy"],
                   f"not reported; ≥ {MEMORISED:.2f} is memorised"),
                  ("test accuracy, k = 10 random labels", None, f10["test_accuracy"], "not reported; chance is 0.1")]
     return rows
+
+
+def run_row(run_: Mapping[str, Any]) -> list[Any]:
+    """The run's row of the results table (the random-test-label columns only for random labels)."""
+    f, random = run_["final"], run_["config"]["training_labels"] == "random"
+    return [run_["name"], f["train_accuracy"], f["train_loss"], f["val_accuracy"], f["test_accuracy"], f["test_loss"],
+            f["test_accuracy_random_labels"] if random else None, f["test_loss_random_labels"] if random else None,
+            lib.fmt_epoch(epoch_reaching(run_["history"], "train_accuracy", MEMORISED)),
+            f"yes, epoch {run_['diverged_epoch']}" if run_["diverged"] else "no"]
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -313,16 +320,9 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                            "accuracy", f"After {epochs} epochs: training vs test accuracy",
                            reference=[1 / k for k, _, _ in keys], reference_label="chance")
     rep.figure(bars, "Training and test accuracy at the end; black marks: chance (1/k).")
-    rows = []
-    for r in runs:
-        f, random = r["final"], r["config"]["training_labels"] == "random"
-        rows.append([r["name"], f["train_accuracy"], f["train_loss"], f["val_accuracy"], f["test_accuracy"],
-                     f["test_loss"], f["test_accuracy_random_labels"] if random else None,
-                     f["test_loss_random_labels"] if random else None,
-                     lib.fmt_epoch(epoch_reaching(r["history"], "train_accuracy", MEMORISED)),
-                     f"yes, epoch {r['diverged_epoch']}" if r["diverged"] else "no"])
     rep.table(["Run", "Train acc", "Train loss", "Val acc", "Test acc", "Test loss", "Test acc (random test labels)",
-               "Test loss (random test labels)", f"Epoch train acc ≥ {MEMORISED:.0%}", "Diverged"], rows, digits=4)
+               "Test loss (random test labels)", f"Epoch train acc ≥ {MEMORISED:.0%}", "Diverged"],
+              map(run_row, runs), digits=4)
     rep.claims(claims(results))
     for k in ks:
         gone = [r for r in (by[k, "random"], by[k, "true"]) if r["diverged"]]

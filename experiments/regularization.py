@@ -16,9 +16,9 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from experiments import lib
-from experiments.lib import plots
+from experiments.lib import mnist, plots
 from experiments.lib.claims import Claim
-from jaxnet import data, engine, evaluate, mlp, train
+from jaxnet import data, engine, mlp, train
 
 NAME = "regularization"
 REPORTED = {"train_accuracy": 0.9225, "val_accuracy": 0.9157, "train_loss": 0.280, "val_loss": 0.299}
@@ -69,11 +69,10 @@ class Config(lib.StudyConfig):
                                    mlp_epochs=3)
 
     def problems(self) -> list[tuple[str, str, str]]:
+        # lib.config has checked the common ranges (λ ≥ 0, learning rates > 0, batch ≥ 1, …) and duplicates
         problems = []
         for name, grid in (("--lambdas", self.lambdas), ("--mlp-lambdas", self.mlp_lambdas)):
-            if any(lam < 0 for lam in grid):
-                problems.append((name, f"{list(grid)} include a negative λ", "give λ ≥ 0"))
-            elif any(a >= b for a, b in zip(grid, grid[1:])):
+            if any(a >= b for a, b in zip(grid, grid[1:])):
                 problems.append((name, f"{list(grid)} is not increasing", "list each λ once, from smallest to largest"))
         for name, n, batch, batch_flag in (("--train-images", self.train_images, self.batch_size, "--batch-size"),
                                            ("--mlp-train-images", self.mlp_train_images, self.mlp_batch_size,
@@ -87,9 +86,6 @@ class Config(lib.StudyConfig):
                                  f"use a smaller batch or more {name}"))
         if not 0 <= self.val_images <= N_TEST_IMAGES:
             problems.append(("--val-images", f"{self.val_images} is not in [0, 10,000]", "give 0 (all) or fewer"))
-        for name, lr in (("--learning-rate", self.learning_rate), ("--mlp-learning-rate", self.mlp_learning_rate)):
-            if not lr > 0:
-                problems.append((name, f"{lr} is not positive", "give a positive learning rate"))
         if any(width < 1 for width in self.mlp_hidden):
             problems.append(("--mlp-hidden", f"{list(self.mlp_hidden)} include a width below 1", "give widths ≥ 1"))
         return problems
@@ -136,15 +132,15 @@ def template_correlation(w: np.ndarray, templates: np.ndarray) -> float:
 
 
 def run_sweep(study: lib.Study, config: Config, model: str, train_xy: tuple, val_xy: tuple) -> list[dict[str, Any]]:
-    """One vmapped engine sweep over the λ grid of ``model`` ("softmax" or "mlp")."""
+    """One vmapped engine sweep over the λ grid of ``model`` ("softmax" or "mlp") on the first
+    ``train_images`` (or ``mlp_train_images``) of ``train_xy``."""
     softmax = model == "softmax"
-    lambdas = list(config.lambdas if softmax else config.mlp_lambdas)
-    layers = [784, 10] if softmax else [784, *config.mlp_hidden, 10]
-    lr = config.learning_rate if softmax else config.mlp_learning_rate
-    batch = config.batch_size if softmax else config.mlp_batch_size
-    epochs = config.epochs if softmax else config.mlp_epochs
-    names = [f"{model} λ={lam:g}" for lam in lambdas]
-    k = len(lambdas)
+    lambdas, hidden, n, lr, batch, epochs = (
+        (config.lambdas, (), config.train_images, config.learning_rate, config.batch_size, config.epochs) if softmax
+        else (config.mlp_lambdas, config.mlp_hidden, config.mlp_train_images, config.mlp_learning_rate,
+              config.mlp_batch_size, config.mlp_epochs))
+    lambdas, layers, train_xy = list(lambdas), [784, *hidden, 10], (train_xy[0][:n], train_xy[1][:n])
+    names, k = [f"{model} λ={lam:g}" for lam in lambdas], len(lambdas)
     network = mlp.model(layers, activation=mlp.RELU, scheme=config.init)
 
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
@@ -154,37 +150,25 @@ def run_sweep(study: lib.Study, config: Config, model: str, train_xy: tuple, val
                               batch_size=batch, l2=lambdas, init_seed=[config.seed] * k, data_seed=[config.seed] * k,
                               val=val_xy, **options)
         seconds = (time.perf_counter() - started) / k
+        members, late = [result.member(i) for i in range(k)], config.late_epochs
         templates = class_templates(*train_xy) if softmax else None
-        runs, weights = [], []
-        for i, (name, lam, history) in enumerate(zip(names, lambdas, result.histories)):
-            p = result.member(i)
-            val = evaluate.classifier(network, p, val_xy, num_classes=10)
-            val_acc = [a for a in history.val_accuracy if a is not None]
-            best_acc = max(val_acc, default=None)
-            final = {"train_accuracy": history.last("train_accuracy"), "val_accuracy": history.last("val_accuracy"),
-                     "test_accuracy": None, "train_loss": history.last("train_loss"),
-                     "val_loss": history.last("val_loss"), "test_loss": None, "weight_norm": weight_norm(p),
-                     "best_val_accuracy": best_acc,
-                     "best_val_accuracy_epoch": None if best_acc is None else
-                     history.epoch[list(history.val_accuracy).index(best_acc)],
-                     "best_val_loss": history.best_val_loss, "best_val_loss_epoch": history.best_epoch,
-                     "late_val_accuracy": late_mean(history.val_accuracy, config.late_epochs),
-                     "late_val_loss": late_mean(history.val_loss, config.late_epochs)}
-            if softmax:
-                w = np.asarray(p[0]["w"])
-                weights.append(w)
-                final.update(weight_rms=float(np.sqrt(np.mean(w ** 2))), weight_roughness=roughness(w),
-                             template_correlation=template_correlation(w, templates))
+        runs = []
+        for name, lam, history, p in zip(names, lambdas, result.histories, members):
+            w = np.asarray(p[0]["w"])
+            look = {"weight_rms": float(np.sqrt(np.mean(w ** 2))), "weight_roughness": roughness(w),
+                    "template_correlation": template_correlation(w, templates)} if softmax else {}
             run_config = {"model": model, "layers": layers, "l2": lam, "learning_rate": lr, "batch_size": batch,
                           "epochs": epochs, "train_images": len(train_xy[0]), "val_images": len(val_xy[0]),
                           "init": config.init, "optimizer": "sgd", "seed": config.seed, "pixels": config.pixels,
                           "sweep_members": k}
-            runs.append(lib.run_record(
-                name, run_config, history.to_dict(), final, seconds=seconds, **lib.results.divergence(history),
-                per_class={"recall": val["per_class_recall"], "one_vs_rest_accuracy": val["per_class_one_vs_rest_accuracy"]},
-                confusion=val["confusion_matrix"]))
+            final = {"test_accuracy": None, "test_loss": None,  # the test set validates here: no test numbers
+                     "weight_norm": weight_norm(p), "late_val_accuracy": late_mean(history.val_accuracy, late),
+                     "late_val_loss": late_mean(history.val_loss, late), **look}
+            runs.append(mnist.classifier_record(name, run_config, network, p, history, val_xy, num_classes=10,
+                                                seconds=seconds, **final))
         if softmax:
-            study.save_arrays("softmax_weights", lambdas=np.asarray(lambdas), w=np.stack(weights))
+            study.save_arrays("softmax_weights", lambdas=np.asarray(lambdas),
+                              w=np.stack([np.asarray(p[0]["w"]) for p in members]))
         return runs
 
     return study.train(model, names, train_sweep, label=f"{model}, {k} values of λ", epochs=epochs)
@@ -194,17 +178,12 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """The softmax-regression sweep, then (unless --skip-mlp) the MLP sweep."""
     ds = study.load("mnist")
     n_max = max(config.train_images, 0 if config.skip_mlp else config.mlp_train_images)
-    x_train, y_train = data.first_n(prepare(ds.x_train, config.pixels), ds.y_train, n_max)
-    val_xy = (prepare(ds.x_test, config.pixels), ds.y_test)
-    if config.val_images:
-        val_xy = (val_xy[0][:config.val_images], val_xy[1][:config.val_images])
-    n = config.train_images
-    runs = run_sweep(study, config, "softmax", (x_train[:n], y_train[:n]), val_xy)
-    study.save_progress(runs)
+    train_xy = data.first_n(prepare(ds.x_train, config.pixels), ds.y_train, n_max)
+    v = config.val_images or None  # 0: all of them
+    val_xy = (prepare(ds.x_test, config.pixels)[:v], ds.y_test[:v])
+    runs = run_sweep(study, config, "softmax", train_xy, val_xy)
     if not config.skip_mlp:
-        n = config.mlp_train_images
-        runs += run_sweep(study, config, "mlp", (x_train[:n], y_train[:n]), val_xy)
-        study.save_progress(runs)
+        runs += run_sweep(study, config, "mlp", train_xy, val_xy)
     base = runs[0]
     return {"runs": runs, "headline": (f"validation accuracy, softmax λ = {base['config']['l2']:g}",
                                        base["final"]["val_accuracy"])}
@@ -344,11 +323,13 @@ def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def curve(runs: Sequence[Mapping[str, Any]], key: str, start: int = 0) -> tuple[dict, dict]:
-    """label → epochs and label → ``history[key]`` (from check ``start`` on) for a line plot per λ."""
+def curves(path: Path, runs: Sequence[Mapping[str, Any]], key: str, ylabel: str, title: str, start: int = 0,
+           logy: bool = False) -> Path:
+    """``history[key]`` against the epoch (from check ``start`` on), one line per λ."""
     labels = [f"λ = {r['config']['l2']:g}" for r in runs]
-    return ({lab: r["history"]["epoch"][start:] for lab, r in zip(labels, runs)},
-            {lab: r["history"][key][start:] for lab, r in zip(labels, runs)})
+    return plots.line_plot(path, {lab: r["history"]["epoch"][start:] for lab, r in zip(labels, runs)},
+                           {lab: r["history"][key][start:] for lab, r in zip(labels, runs)}, "epoch", ylabel, title,
+                           logy=logy)
 
 
 def weight_rows(path: Path, rows: dict[str, np.ndarray]) -> Path:
@@ -368,10 +349,7 @@ def weight_rows(path: Path, rows: dict[str, np.ndarray]) -> Path:
             row[0].set_ylabel(label, fontsize=10)
             fig.colorbar(im, ax=list(row), shrink=0.85, pad=0.01, label="weight")
         fig.suptitle("Class-weight vectors of softmax regression (red: evidence for the class, blue: against)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=plots.DPI, bbox_inches="tight")
-        plt.close(fig)
-        return path
+        return plots.save_figure(fig, path)
 
 
 def _grid(values: Sequence[float]) -> str:
@@ -404,38 +382,34 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
            f"{_grid(cfg['mlp_lambdas'])} as a second sweep. Its grid is separate because Σ‖W‖² now runs over "
            f"{n_weights:,} weights instead of 7,840, so the useful λ are smaller."))
 
-    epochs_of, val_acc = curve(soft, "val_accuracy")
-    rep.figure(plots.line_plot(out / "val_accuracy_softmax.png", epochs_of, val_acc, "epoch", "validation accuracy",
-                               "Softmax regression: validation accuracy per λ"),
+    rep.figure(curves(out / "val_accuracy_softmax.png", soft, "val_accuracy", "validation accuracy",
+                      "Softmax regression: validation accuracy per λ"),
                "Validation accuracy after every epoch, one line per λ.")
     arrays = out / "arrays" / "softmax_weights.npz"
     if arrays.exists():
         saved = np.load(arrays)
         lams, w = list(saved["lambdas"]), saved["w"]
-        shown = list(dict.fromkeys([0, len(lams) - 1]))
-        rep.figure(weight_rows(out / "weights.png", {f"λ = {lams[i]:g}": w[i] for i in shown}),
-                   "The ten class-weight vectors W[:, k] as 28×28 images after training, "
-                   + " (top) and ".join(f"λ = {lams[i]:g}" for i in shown) + (" (bottom)" if len(shown) > 1 else "")
-                   + "; each row has its own colour scale.")
+        shown = {f"λ = {lams[i]:g}": w[i] for i in dict.fromkeys([0, len(lams) - 1])}  # the smallest and largest λ
+        rep.figure(weight_rows(out / "weights.png", shown),
+                   "The ten class-weight vectors W[:, k] as 28×28 images after training, " + " (top) and ".join(shown)
+                   + (" (bottom)" if len(shown) > 1 else "") + "; each row has its own colour scale.")
     else:
         rep.text(f"(The weight images are missing: {arrays.relative_to(out)} was not found.)")
-    xs, ys, zero = {}, {}, {}
-    for label, runs in (("softmax regression", soft), (f"MLP {'-'.join(map(str, mlp_layers))}", mlp_runs)):
-        positive = [r for r in runs if r["config"]["l2"] > 0]
-        if positive:
-            xs[label] = [r["config"]["l2"] for r in positive]
-            ys[label] = [r["final"]["weight_norm"] for r in positive]
-        zero.update({label: r["final"]["weight_norm"] for r in runs if r["config"]["l2"] == 0})
-    rep.figure(plots.line_plot(out / "weight_norm.png", xs, ys, "λ", "Σ‖W‖² after training", "Weight norm against λ",
-                               logx=True, logy=True),
+    models = {"softmax regression": soft, f"MLP {'-'.join(map(str, mlp_layers))}": mlp_runs}
+    positive = {label: [r for r in runs if r["config"]["l2"] > 0] for label, runs in models.items()}
+    positive = {label: runs for label, runs in positive.items() if runs}
+    zero = {label: r["final"]["weight_norm"] for label, runs in models.items() for r in runs if r["config"]["l2"] == 0}
+    rep.figure(plots.line_plot(out / "weight_norm.png", {k: [r["config"]["l2"] for r in v] for k, v in positive.items()},
+                               {k: [r["final"]["weight_norm"] for r in v] for k, v in positive.items()},
+                               "λ", "Σ‖W‖² after training", "Weight norm against λ", logx=True, logy=True),
                "Σ‖W‖² of the trained weights against λ > 0 (log axes)"
                + (("; at λ = 0 it is " + ", ".join(f"{lib.fmt(v)} ({k})" for k, v in zero.items())) if zero else "")
                + ".")
     rep.heading("Softmax regression").table(
         ["λ", "Train CE", "Val CE", "Train acc", "Val acc", "Σ‖W‖²", "Roughness", "Template corr."],
-        [[r["config"]["l2"], r["final"]["train_loss"], r["final"]["val_loss"], r["final"]["train_accuracy"],
-          r["final"]["val_accuracy"], r["final"]["weight_norm"], r["final"]["weight_roughness"],
-          r["final"]["template_correlation"]] for r in soft], digits=4)
+        [[r["config"]["l2"], *(r["final"][k] for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy",
+                                                        "weight_norm", "weight_roughness", "template_correlation"))]
+         for r in soft], digits=4)
     rep.text("Roughness: the sum of squared differences between neighbouring pixels of each class's weight image "
              "over 4 Σ w², averaged over the classes (about 1 for independent pixel noise, near 0 for a smooth image; "
              "scale-free). "
@@ -443,22 +417,19 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
              "image minus the mean image of all classes, averaged over the classes (how digit-like the weights are).")
     rep.claims(monotone_claims(results) + look_claims(results), heading=None)
     if mlp_runs:
-        late = min(cfg["late_epochs"], cfg["mlp_epochs"])
-        epochs_of, val_loss = curve(mlp_runs, "val_loss")
-        rep.heading("MLP").figure(
-            plots.line_plot(out / "val_loss_mlp.png", epochs_of, val_loss, "epoch", "validation cross-entropy",
-                            f"MLP on {mlp_runs[0]['config']['train_images']:,} images: validation loss per λ", logy=True),
-            "MLP: validation cross-entropy after every epoch, one line per λ.")
-        start = cfg["mlp_epochs"] // 5
-        epochs_of, val_acc = curve(mlp_runs, "val_accuracy", start=start)
-        rep.figure(plots.line_plot(out / "val_accuracy_mlp.png", epochs_of, val_acc, "epoch", "validation accuracy",
-                                   f"MLP on {mlp_runs[0]['config']['train_images']:,} images: validation accuracy per λ"),
+        late, start = min(cfg["late_epochs"], cfg["mlp_epochs"]), cfg["mlp_epochs"] // 5
+        on = f"MLP on {mlp_runs[0]['config']['train_images']:,} images"
+        rep.heading("MLP").figure(curves(out / "val_loss_mlp.png", mlp_runs, "val_loss", "validation cross-entropy",
+                                         f"{on}: validation loss per λ", logy=True),
+                                  "MLP: validation cross-entropy after every epoch, one line per λ.")
+        rep.figure(curves(out / "val_accuracy_mlp.png", mlp_runs, "val_accuracy", "validation accuracy",
+                          f"{on}: validation accuracy per λ", start=start),
                    f"MLP: validation accuracy after every epoch from epoch {start + 1} on (the first epochs are left "
                    "out so that the differences show), one line per λ.")
         rep.table(["λ", "Train CE", "Train acc", "Val CE", "Val acc", f"Val CE, last {late}", f"Val acc, last {late}",
                    "Best val acc (epoch)", "Σ‖W‖²"],
-                  [[r["config"]["l2"], r["final"]["train_loss"], r["final"]["train_accuracy"], r["final"]["val_loss"],
-                    r["final"]["val_accuracy"], r["final"]["late_val_loss"], r["final"]["late_val_accuracy"],
+                  [[r["config"]["l2"], *(r["final"][k] for k in ("train_loss", "train_accuracy", "val_loss",
+                                                                 "val_accuracy", "late_val_loss", "late_val_accuracy")),
                     f"{lib.fmt(r['final']['best_val_accuracy'], 4)} (epoch "
                     f"{lib.fmt_epoch(r['final']['best_val_accuracy_epoch'])})", r["final"]["weight_norm"]]
                    for r in mlp_runs], digits=4)

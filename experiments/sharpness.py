@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import matplotlib.pyplot as plt
@@ -25,7 +25,7 @@ import numpy as np
 from experiments import lib
 from experiments.lib import plots, tutorial
 from experiments.lib.claims import Claim
-from jaxnet import data, diagnostics, engine, losses, train
+from jaxnet import diagnostics, engine, losses, train
 
 NAME = "sharpness"
 FLAT = 1e-9  # a dead fraction within this of 1 is "every unit dead"
@@ -61,20 +61,15 @@ class Config(tutorial.TutorialConfig):
                                    gd_probe_every=10)
 
     def problems(self) -> list[tuple[str, str, str]]:
+        # after the shared checks (config.RANGES, distinct grids): rates > 0 and distinct, Lanczos steps ≥ 1 hold
         problems = tutorial.config_problems(self)
         n_train = self.train_images or 60_000
-        if any(not lr > 0 for lr in (*self.learning_rates, *self.gd_learning_rates)):
-            problems.append(("--learning-rates", "a learning rate is ≤ 0", "give positive learning rates"))
-        if len({f"{lr:g}" for lr in self.learning_rates}) != len(self.learning_rates):
-            problems.append(("--learning-rates", f"{list(self.learning_rates)} repeat a rate", "give each rate once"))
         steps = n_train // self.batch_size
         if any(not 1 <= s <= steps for s in self.early_steps) or list(self.early_steps) != sorted(set(self.early_steps)):
             problems.append(("--early-steps", f"{list(self.early_steps)}", f"give increasing steps in [1, {steps}] "
                              "(one epoch)"))
         if not 2 <= self.probe_images <= n_train:
             problems.append(("--probe-images", f"{self.probe_images}", f"give 2 … {n_train}"))
-        if self.lanczos_iterations < 1:
-            problems.append(("--lanczos-iterations", f"{self.lanczos_iterations}", "give at least 1"))
         if self.gd_images and not 2 <= self.gd_images <= 60_000:
             problems.append(("--gd-images", f"{self.gd_images}", "give 0 (skip) or 2 … 60,000"))
         if self.gd_images and not 1 <= self.gd_probe_every <= self.gd_steps:
@@ -84,11 +79,6 @@ class Config(tutorial.TutorialConfig):
 
 def run_name(lr: float) -> str:
     return f"lr={lr:g}"
-
-
-def training_loss(config: Config) -> losses.Loss:
-    """The loss named by ``--loss``, as the value the engine and the probes take."""
-    return losses.get(config.loss)
 
 
 def sgd_bound(lr: float, momentum: float) -> float:
@@ -103,19 +93,23 @@ def _point(step: int, probes: Mapping[str, float], test_accuracy: float | None =
             "dead": dead, "test_accuracy": test_accuracy}
 
 
+def _probe(config: Config, network: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, dict[str, float]]:
+    """The curvature probe on (x, y) (λ_max, noise scale, dead units), and its values at the initialisation every
+    member shares (PRNGKey(seed))."""
+    key = jax.random.PRNGKey(config.seed)
+    probe = diagnostics.curvature_probe(x, y, activation=network.activation, loss=losses.get(config.loss),
+                                        iterations=config.lanczos_iterations, key=key)
+    return probe, {name: float(v) for name, v in jax.jit(probe)(network.init(key)).items()}
+
+
 def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """The SGD sweep (prefix replays, then epochs), each measured by one curvature probe, and
     the full-batch gradient-descent variant."""
     d = tutorial.load_data(config, study)
-    rates, k = list(config.learning_rates), len(config.learning_rates)
-    n, seed = len(d.x_train), config.seed
-    rng = np.random.default_rng(seed)
-    probe_rows = np.sort(rng.choice(n, config.probe_images, replace=False))
-    loss = training_loss(config)
-    network = tutorial.model(config.hidden, config.init)
-    probe = diagnostics.curvature_probe(d.x_train[probe_rows], d.y_train[probe_rows], activation=network.activation,
-                                        loss=loss, iterations=config.lanczos_iterations, key=jax.random.PRNGKey(seed))
-    at_init = {name: float(v) for name, v in jax.jit(probe)(network.init(jax.random.PRNGKey(seed))).items()}
+    rates, k, n, seed = list(config.learning_rates), len(config.learning_rates), len(d.x_train), config.seed
+    probe_rows = np.sort(np.random.default_rng(seed).choice(n, config.probe_images, replace=False))
+    network, loss = tutorial.model(config.hidden, config.init), losses.get(config.loss)
+    probe, at_init = _probe(config, network, d.x_train[probe_rows], d.y_train[probe_rows])
     common = dict(batch_size=config.batch_size, learning_rate=rates, init_seed=[seed] * k, data_seed=[seed] * k,
                   loss=loss, eval_train=False, probe=probe)
     optimizer = tutorial.optimizer(rates[0], config.momentum)
@@ -129,44 +123,40 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         study.log(f"first {steps} steps")
         result = engine.sweep(network, optimizer, (d.x_train[rows], d.y_train[rows]), epochs=1, shuffle=False,
                               test=(d.x_test, d.y_test), log=None, **common)
-        for lr, history in zip(rates, result.histories):
-            if history.probe_epoch:
-                trajectories[run_name(lr)].append(
-                    _point(steps, {name: column[-1] for name, column in history.probes.items()},
-                           history.test_accuracy[-1] if history.test_accuracy else None))
-
-    steps_per_epoch = n // config.batch_size
+        for lr, h in zip(rates, result.histories):
+            if h.probe_epoch:
+                trajectories[run_name(lr)].append(_point(steps, {name: column[-1] for name, column in h.probes.items()},
+                                                         h.test_accuracy[-1] if h.test_accuracy else None))
 
     def train_sweep(**options: Any) -> list[dict[str, Any]]:
         result = engine.sweep(network, optimizer, (d.x_train, d.y_train), epochs=config.epochs,
                               test=(d.x_test, d.y_test), **common, **options)
         records = []
-        for i, lr in enumerate(rates):
-            history = result.histories[i]
+        for i, (lr, h) in enumerate(zip(rates, result.histories)):
             run_config = {"loss": config.loss, "learning_rate": lr, "hidden": list(config.hidden),
                           "batch_size": config.batch_size, "momentum": config.momentum, "epochs": config.epochs,
                           "init": config.init, "seed": seed, "sweep_members": k,
                           "bound": sgd_bound(lr, config.momentum)}
-            records.append(tutorial.record(run_name(lr), run_config, history, result.member(i), d, loss=loss,
-                                           seconds=history.seconds[-1] if history.seconds else 0.0))
+            records.append(tutorial.record(run_name(lr), run_config, h, result.member(i), d, loss=loss,
+                                           seconds=h.seconds[-1] if h.seconds else 0.0))
         return records
 
     runs = study.train("sweep", [run_name(lr) for lr in rates], train_sweep, label=f"{k} learning rates",
                        epochs=config.epochs)
+    steps_per_epoch = n // config.batch_size
     for record in runs:
         h = record["history"]
         accuracy = dict(zip(h["epoch"], h["test_accuracy"]))
         for i, epoch in enumerate(h.get("probe_epoch") or []):
             values = {name: column[i] for name, column in h["probes"].items()}
             if values.get("lambda_max") is not None:
-                trajectories[record["name"]].append(
-                    _point(round(epoch * steps_per_epoch), values, accuracy.get(epoch)))
+                trajectories[record["name"]].append(_point(round(epoch * steps_per_epoch), values, accuracy.get(epoch)))
     study.save_progress(runs)
 
     gd = run_gd(config, study) if config.gd_images else None
-    summary = {r["name"]: summarize(trajectories[r["name"]], r) for r in runs}
+    summary = summaries({"runs": runs, "trajectories": trajectories})
     return {"runs": runs, "headline": ("runs whose collapse follows a crossing of (2+2β)/η",
-                                       sum(1 for s in summary.values() if s["collapsed"] and s["crossed_step"] is not None)),
+                                       sum(s["collapsed"] and s["crossed_step"] is not None for s in summary.values())),
             "steps_per_epoch": steps_per_epoch, "probe_rows": probe_rows.tolist(), "trajectories": trajectories,
             "summary": summary, "gd": gd}
 
@@ -174,28 +164,21 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
 def run_gd(config: Config, study: lib.Study) -> dict[str, Any]:
     """Full-batch gradient descent (no momentum) on a stratified subset: one step per epoch,
     λ_max of the whole training loss every ``gd_probe_every`` steps."""
-    ds = study.load("mnist")
-    x, y = data.stratified_subset(ds.x_train, ds.y_train, config.gd_images, seed=config.seed)
-    x = data.flatten(data.normalize(data.scale(x), 0.5, 0.5))
+    d = tutorial.load_data(dataclasses.replace(config, train_images=config.gd_images), study)  # its test set unused
+    x, y = d.x_train, d.y_train
     rates, k = list(config.gd_learning_rates), len(config.gd_learning_rates)
-    loss = training_loss(config)
     network = tutorial.model(config.hidden, config.init)
-    probe = diagnostics.curvature_probe(x, y, activation=network.activation, loss=loss,
-                                        iterations=config.lanczos_iterations, key=jax.random.PRNGKey(config.seed))
-    at_init = {name: float(v) for name, v in jax.jit(probe)(network.init(jax.random.PRNGKey(config.seed))).items()}
+    probe, at_init = _probe(config, network, x, y)
     study.log(f"full-batch gradient descent, {k} rates × {config.gd_steps} steps")
-    result = engine.sweep(network, train.make_optimizer("sgd", learning_rate=rates[0]), (x, np.asarray(y)),
+    result = engine.sweep(network, train.make_optimizer("sgd", learning_rate=rates[0]), (x, y),
                           epochs=config.gd_steps, batch_size=len(x), shuffle=False, learning_rate=rates,
-                          init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=loss, probe=probe,
-                          probe_every=config.gd_probe_every, log=None)
-    out = []
-    for lr, h in zip(rates, result.histories):
-        out.append({"name": run_name(lr), "learning_rate": lr, "bound": 2.0 / lr,
-                    "step": [0] + [round(e) for e in h.probe_epoch],
-                    "lambda_max": [at_init["lambda_max"]] + list(h.probes.get("lambda_max", [])),
-                    "loss_step": [round(e) for e in h.epoch], "train_loss": list(h.train_loss),
-                    "train_accuracy": list(h.train_accuracy), "diverged": h.diverged})
-    return {"images": len(x), "steps": config.gd_steps, "runs": out}
+                          init_seed=[config.seed] * k, data_seed=[config.seed] * k, loss=losses.get(config.loss),
+                          probe=probe, probe_every=config.gd_probe_every, log=None)
+    return {"images": len(x), "steps": config.gd_steps, "runs": [
+        {"name": run_name(lr), "learning_rate": lr, "bound": 2.0 / lr, "step": [0] + [round(e) for e in h.probe_epoch],
+         "lambda_max": [at_init["lambda_max"]] + list(h.probes.get("lambda_max", [])),
+         "loss_step": [round(e) for e in h.epoch], "train_loss": list(h.train_loss),
+         "train_accuracy": list(h.train_accuracy), "diverged": h.diverged} for lr, h in zip(rates, result.histories)]}
 
 
 # ------------------------------------------------------------------- outcomes, from the numbers
@@ -208,21 +191,22 @@ def summarize(points: Sequence[Mapping[str, Any]], run: Mapping[str, Any]) -> di
     """When λ_max first exceeds the run's bound, when a hidden layer first dies entirely, the
     peak and final λ_max, and whether the run collapsed: it diverged, predicts one class for
     every test image, or ends with a hidden layer dead on every training image."""
-    bound = run["config"]["bound"]
+    bound, final = run["config"]["bound"], run["final"]
     measured = [p for p in points if p["lambda_max"] is not None]
     crossed = next((p for p in measured if p["lambda_max"] > bound), None)
-    dead_then = None if crossed is None else crossed["dead"]
     flat = next((p for p in points if is_flat(p["dead"])), None)
     peak = max(measured, key=lambda p: p["lambda_max"]) if measured else None
-    return {"bound": bound, "crossed_step": None if crossed is None else crossed["step"],
-            "crossed_value": None if crossed is None else crossed["lambda_max"], "dead_at_crossing": dead_then,
-            "flat_step": None if flat is None else flat["step"],
-            "peak": None if peak is None else peak["lambda_max"], "peak_step": None if peak is None else peak["step"],
-            "final": measured[-1]["lambda_max"] if measured else None,
-            "collapsed": bool(run["diverged"] or run["final"]["classes_predicted"] == 1
-                              or is_flat(run["final"]["dead_unit_fraction"])),
-            "diverged": bool(run["diverged"]), "test_accuracy": run["final"]["test_accuracy"],
-            "classes": run["final"]["classes_predicted"]}
+
+    def at(point: Mapping[str, Any] | None, key: str) -> Any:
+        return None if point is None else point[key]
+
+    return {"bound": bound, "crossed_step": at(crossed, "step"), "crossed_value": at(crossed, "lambda_max"),
+            "dead_at_crossing": at(crossed, "dead"), "flat_step": at(flat, "step"), "peak": at(peak, "lambda_max"),
+            "peak_step": at(peak, "step"), "final": measured[-1]["lambda_max"] if measured else None,
+            "collapsed": bool(run["diverged"] or final["classes_predicted"] == 1
+                              or is_flat(final["dead_unit_fraction"])),
+            "diverged": bool(run["diverged"]), "test_accuracy": final["test_accuracy"],
+            "classes": final["classes_predicted"]}
 
 
 def summaries(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -238,12 +222,6 @@ def peak_before_death(points: Sequence[Mapping[str, Any]]) -> float | None:
     return max(values) if values else None
 
 
-def _extreme(ratios: Mapping[str, float | None], pick: Any) -> tuple[str, float | None]:
-    """("0.5, 0.2" — the rates, and ``pick`` (min or max) of their ratios), (…, None) for no finite ratio."""
-    finite = [v for v in ratios.values() if v is not None]
-    return ", ".join(n.replace("lr=", "") for n in ratios) or "none", pick(finite) if finite else None
-
-
 def claims(results: Mapping[str, Any]) -> list[Claim]:
     """Every outcome the report states, each computed from ``results``."""
     summary, cfg, trajectories = summaries(results), results["config"], results["trajectories"]
@@ -252,54 +230,43 @@ def claims(results: Mapping[str, Any]) -> list[Claim]:
                  f"the smallest bound, (2 + 2·{cfg['momentum']:g})/η at η = {max(cfg['learning_rates']):g},",
                  min(s["bound"] for s in summary.values()), reference=True,
                  more="above the bound of the largest rate", less="below the bound of every rate", digits=2)]
-    out += [Claim(f"at lr {name[3:]}, the sharpness against its bound (2 + 2β)/η",
-                  f"the peak λ_max (step {s['peak_step']})", s["peak"], "the bound", s["bound"], reference=True, more="crossed",
+    out += [Claim(f"at lr {name[3:]}, the sharpness against its bound (2 + 2β)/η", f"the peak λ_max (step "
+                  f"{s['peak_step']})", s["peak"], "the bound", s["bound"], reference=True, more="crossed",
                   less="never crossed at a measurement", digits=1) for name, s in summary.items()]
 
-    def ratio(name: str, value: float | None) -> float | None:
-        return None if value is None else value / summary[name]["bound"]
+    def per_bound(collapsed: bool, value: Callable[[str], float | None]) -> tuple[str, list[float]]:
+        """The rates that did (not) collapse, "0.5, 0.2" ("none"), and value / bound for each that has a value."""
+        names = [n for n, s in summary.items() if s["collapsed"] == collapsed]
+        ratios = [v / summary[n]["bound"] for n in names if (v := value(n)) is not None]
+        return ", ".join(n[3:] for n in names) or "none", ratios
 
-    gone = {n: ratio(n, peak_before_death(trajectories[n])) for n, s in summary.items() if s["collapsed"]}
-    alive = {n: ratio(n, s["peak"]) for n, s in summary.items() if not s["collapsed"]}
-    names, low = _extreme(gone, min)
+    names, ratios = per_bound(True, lambda n: peak_before_death(trajectories[n]))
     out.append(Claim("the runs that collapsed (a hidden layer entirely dead, one class predicted, or diverged): λ_max "
-                     "before any hidden layer was entirely dead, per bound", f"the lowest ratio (lr {names})", low,
-                     "the bound", 1.0, reference=True, more="every collapsed run crossed its bound first",
+                     "before any hidden layer was entirely dead, per bound", f"the lowest ratio (lr {names})",
+                     min(ratios, default=None), "the bound", 1.0, reference=True,
+                     more="every collapsed run crossed its bound first",
                      less="not every collapsed run crossed its bound first", digits=2))
-    names, high = _extreme(alive, max)
-    out.append(Claim("the runs that did not collapse: their peak λ_max per bound", f"the highest ratio (lr {names})", high,
-                     "the bound", 1.0, reference=True, more="some run crossed its bound and survived",
-                     less="no surviving run crossed its bound", digits=2))
+    names, ratios = per_bound(False, lambda n: summary[n]["peak"])
+    out.append(Claim("the runs that did not collapse: their peak λ_max per bound", f"the highest ratio (lr {names})",
+                     max(ratios, default=None), "the bound", 1.0, reference=True, digits=2,
+                     more="some run crossed its bound and survived", less="no surviving run crossed its bound"))
     for r in (results.get("gd") or {}).get("runs", []):
         lam = [v for v in r["lambda_max"] if v is not None]
-        losses_ = [v for v in r["train_loss"] if v is not None]
         if not lam or r["diverged"]:
             continue
-        rises = [b - a for a, b in zip(losses_, losses_[1:])]
-        out += [Claim(f"full-batch GD at lr {r['name'][3:]}, the sharpness against its bound 2/η", "the largest "
-                      "λ_max", max(lam), "90% of 2/η", 0.9 * r["bound"], reference=True, more="it reaches the bound (progressive "
-                      "sharpening)", less="it never reaches the bound", digits=1),
+        train_loss = [v for v in r["train_loss"] if v is not None]
+        rises = [b - a for a, b in zip(train_loss, train_loss[1:])]
+        out += [Claim(f"full-batch GD at lr {r['name'][3:]}, the sharpness against its bound 2/η",
+                      "the largest λ_max", max(lam), "90% of 2/η", 0.9 * r["bound"], reference=True, digits=1,
+                      more="it reaches the bound (progressive sharpening)", less="it never reaches the bound"),
                 Claim(f"full-batch GD at lr {r['name'][3:]}, the training loss from step to step",
                       f"its largest rise ({sum(d > 0 for d in rises)} of {len(rises)} steps rose)",
-                      max(rises, default=None), "no rise", 0.0, reference=True, more="non-monotone (the edge of stability)",
-                      less="monotone")]
+                      max(rises, default=None), "no rise", 0.0, reference=True,
+                      more="non-monotone (the edge of stability)", less="monotone")]
     return out
 
 
-def gd_diverged(gd: Mapping[str, Any]) -> list[str]:
-    """The full-batch runs without a λ_max trajectory to compare (they diverged)."""
-    return [f"lr {r['name'][3:]}: the run diverged (loss NaN/inf); no λ_max trajectory to compare." for r in gd["runs"]
-            if r["diverged"] or not [v for v in r["lambda_max"] if v is not None]]
-
-
 # ------------------------------------------------------------------------------- figures
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=plots.DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def _steps_axis(ax: Any) -> None:
     ax.set_xscale("symlog", linthresh=5)
     ax.set_xlim(left=0)
@@ -321,7 +288,7 @@ def sharpness_figure(path: Path, results: Mapping[str, Any]) -> Path:
         ax.set(xlabel="SGD step (symlog)", ylabel="λ_max of the Hessian (probe batch)",
                title="Sharpness λ_max; dashed: each rate's bound (2 + 2β)/η")
         ax.legend(loc="best", ncol=2)
-        return _save(fig, path)
+        return plots.save_figure(fig, path)
 
 
 def dead_figure(path: Path, results: Mapping[str, Any]) -> Path:
@@ -339,7 +306,7 @@ def dead_figure(path: Path, results: Mapping[str, Any]) -> Path:
             ax.set(xlabel="SGD step (symlog)", ylabel="dead fraction", ylim=(-0.03, 1.03),
                    title=f"hidden layer {layer + 1}: units zero for every probe image")
         axes[0][0].legend(loc="best")
-        return _save(fig, path)
+        return plots.save_figure(fig, path)
 
 
 def gd_figure(path: Path, gd: Mapping[str, Any]) -> Path:
@@ -356,7 +323,7 @@ def gd_figure(path: Path, gd: Mapping[str, Any]) -> Path:
                  title="Full-batch GD: λ_max; dashed: 2/η")
         right.set(xlabel="gradient-descent step", ylabel="training loss", title="Training loss", yscale="log")
         left.legend(loc="best")
-        return _save(fig, path)
+        return plots.save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------- report
@@ -380,14 +347,16 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
                f"{cfg['momentum']:g}.")
     rep.figure(dead_figure(out / "dead_units.png", results),
                "Fraction of ReLU units that are zero for every probe image, per hidden layer, against SGD step.")
+
+    def never(step: int | None) -> int | str:
+        return "never" if step is None else step
+
     rep.table(["Run", "Bound (2+2β)/η", "λ_max > bound at step", "Peak λ_max (step)", "Final λ_max",
                "Layer entirely dead at step", "Final dead fraction (train set)", "Test accuracy", "Classes predicted"],
-              [[r["name"], summary[r["name"]]["bound"], summary[r["name"]]["crossed_step"] if
-                summary[r["name"]]["crossed_step"] is not None else "never",
-                f"{lib.fmt(summary[r['name']]['peak'])} ({summary[r['name']]['peak_step']})", summary[r["name"]]["final"],
-                summary[r["name"]]["flat_step"] if summary[r["name"]]["flat_step"] is not None else "never",
-                " / ".join(f"{f:.2f}" for f in r["final"]["dead_unit_fraction"]), r["final"]["test_accuracy"],
-                r["final"]["classes_predicted"]] for r in runs], digits=3)
+              [[r["name"], s["bound"], never(s["crossed_step"]), f"{lib.fmt(s['peak'])} ({s['peak_step']})", s["final"],
+                never(s["flat_step"]), " / ".join(f"{f:.2f}" for f in r["final"]["dead_unit_fraction"]),
+                r["final"]["test_accuracy"], r["final"]["classes_predicted"]]
+               for r in runs for s in [summary[r["name"]]]], digits=3)
     noise = {name: [p["noise_scale"] for p in points if p["noise_scale"] is not None]
              for name, points in results["trajectories"].items()}
     alive = [r["name"] for r in runs if not summary[r["name"]]["collapsed"] and noise[r["name"]]]
@@ -398,13 +367,12 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
     collapsed = [r for r in runs if summary[r["name"]]["collapsed"] and not r["diverged"]]
     if collapsed:
         rep.heading("The collapsed runs")
-        for r in collapsed:
-            slug = "".join(ch if ch.isalnum() else "_" for ch in r["name"]).strip("_")
-            rep.figure(plots.confusion_matrix(out / f"confusion_{slug}.png", r["confusion"],
-                                              title=f"{r['name']}: test accuracy {r['final']['test_accuracy']:.3f}"),
-                       f"Confusion matrix on the test set, {r['name']} (rows: true class, columns: predicted).")
-    if results.get("gd"):
-        gd = results["gd"]
+    for r in collapsed:
+        slug = "".join(ch if ch.isalnum() else "_" for ch in r["name"]).strip("_")
+        rep.figure(plots.confusion_matrix(out / f"confusion_{slug}.png", r["confusion"],
+                                          title=f"{r['name']}: test accuracy {r['final']['test_accuracy']:.3f}"),
+                   f"Confusion matrix on the test set, {r['name']} (rows: true class, columns: predicted).")
+    if gd := results.get("gd"):
         rep.heading("Full-batch gradient descent: progressive sharpening to 2/η")
         rep.text(f"The same network and initialisation trained by plain gradient descent (no momentum, so the bound "
                  f"is 2/η) on {gd['images']:,} training images (a stratified subset), every step on all of them, for "
@@ -412,8 +380,9 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
         rep.figure(gd_figure(out / "sharpness_gd.png", gd),
                    "Left: λ_max of the training loss against step, dashed: 2/η in the same colour. Right: the "
                    "training loss.")
-        for sentence in gd_diverged(gd):
-            rep.text(sentence)
+        for r in gd["runs"]:
+            if r["diverged"] or not [v for v in r["lambda_max"] if v is not None]:
+                rep.text(f"lr {r['name'][3:]}: the run diverged (loss NaN/inf); no λ_max trajectory to compare.")
     return rep.claims(claims(results))
 
 

@@ -53,14 +53,12 @@ class Config(lib.StudyConfig):
         return dataclasses.replace(self, sweep_exponents=(1e-1, 3.0, 1e4))
 
     def problems(self) -> list[tuple[str, str, str]]:
-        found = []
+        found = []  # lib.config has already refused a value listed twice
         for flag_, values, allowed in (("--kernels", self.kernels, KERNELS), ("--pixels", self.pixels, tuple(PIXELS)),
                                        ("--gammas", self.gammas, GAMMAS)):
             bad = [v for v in values if v not in allowed]
             if bad:
                 found.append((flag_, f"unknown value {bad[0]!r}", f"use some of {' '.join(allowed)}"))
-            elif len(set(values)) != len(values):
-                found.append((flag_, "lists a value twice", "give each once"))
         if self.c <= 0:
             found.append(("--c", f"{self.c} is not positive", "give C > 0"))
         if self.degree < 1:
@@ -73,18 +71,14 @@ class Config(lib.StudyConfig):
 # ---------------------------------------------------------------- fitting
 def svc_class() -> Any:
     """scikit-learn's ``SVC``, imported only when the study runs."""
+def svc_class() -> Any:
+    """scikit-learn's ``SVC``, imported only when the study runs."""
     try:
         from sklearn.svm import SVC
     except ImportError:
         raise ImportError("the svm study needs scikit-learn, an optional dependency: "
                           "pip install -e '.[svm]' (or '.[dev]')") from None
     return SVC
-
-
-def svc_version() -> str:
-    import sklearn
-
-    return sklearn.__version__
 
 
 def features(x: np.ndarray, pixels: str) -> np.ndarray:
@@ -98,11 +92,6 @@ def features(x: np.ndarray, pixels: str) -> np.ndarray:
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """‖aᵢ − bⱼ‖² for every pair (exact for integer pixels in float64)."""
     return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0)
-
-
-def median_squared_distance(x: np.ndarray) -> float:
-    """The median ‖x − x′‖² over distinct pairs of rows of ``x``."""
-    return float(np.median(squared_distances(x, x)[np.triu_indices(len(x), 1)]))
 
 
 def gamma_value(gamma: str | float, x: np.ndarray) -> float:
@@ -132,24 +121,28 @@ def kernel_stats(x_train: np.ndarray, x_val: np.ndarray, gamma: float, coef0: fl
             "sigmoid_fraction_exactly_one": float(np.mean(np.tanh(gamma * (x_val @ x_train.T) + coef0) == 1.0))}
 
 
-def fit_svc(svc_options: Mapping[str, Any], x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-            y_val: np.ndarray) -> dict[str, Any]:
-    """Fits ``SVC(**svc_options)`` and measures it on both splits."""
-    svc = svc_class()(**svc_options)
+def fit(name: str, run_config: Mapping[str, Any], options: Mapping[str, Any], x: tuple[np.ndarray, np.ndarray],
+        y: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Fits ``SVC(**options)`` on ``x[0], y[0]`` and records it for ``results.json``. Gurmukhi has no
+    test split: its validation split ``x[1], y[1]`` is where every accuracy (and the reported ones)
+    is measured, so ``test_accuracy`` is None."""
+    svc = svc_class()(**options)
     started = time.perf_counter()
-    svc.fit(x_train, y_train)
+    svc.fit(x[0], y[0])
     seconds = time.perf_counter() - started
-    predicted = svc.predict(x_val)
-    confusion = np.asarray(metrics.confusion_matrix(predicted, y_val, 10))
+    predicted = svc.predict(x[1])
+    confusion = np.asarray(metrics.confusion_matrix(predicted, y[1], 10))
     counts = confusion.sum(axis=0)
-    return {"train_accuracy": float(np.mean(svc.predict(x_train) == y_train)),
-            "val_accuracy": float(np.mean(predicted == y_val)), "confusion": confusion, "seconds": seconds,
-            "gamma_value": gamma_value(svc_options["gamma"], x_train) if svc_options["kernel"] != "linear" else None,
-            "support_vectors": int(svc.n_support_.sum()), "most_predicted_class": int(np.argmax(counts)),
-            "most_predicted_fraction": float(counts.max() / counts.sum()),
-            "classes_predicted": int(np.count_nonzero(counts)),
-            "recall": np.asarray(metrics.per_class_recall(confusion)).tolist(),
-            "one_vs_rest": np.asarray(metrics.per_class_one_vs_rest_accuracy(confusion)).tolist()}
+    final = {"train_accuracy": float(np.mean(svc.predict(x[0]) == y[0])),
+             "val_accuracy": float(np.mean(predicted == y[1])), "test_accuracy": None,
+             "gamma_value": gamma_value(options["gamma"], x[0]) if options["kernel"] != "linear" else None,
+             "support_vectors": int(svc.n_support_.sum()), "most_predicted_class": int(np.argmax(counts)),
+             "most_predicted_fraction": float(counts.max() / counts.sum()),
+             "classes_predicted": int(np.count_nonzero(counts))}
+    per_class = {"recall": metrics.per_class_recall(confusion),
+                 "one_vs_rest_accuracy": metrics.per_class_one_vs_rest_accuracy(confusion)}
+    return lib.run_record(name, run_config, None, final, per_class=per_class, confusion=confusion, seconds=seconds,
+                          diverged=False)
 
 
 def run_name(kernel: str, pixels: str, gamma: str | float) -> str:
@@ -157,17 +150,6 @@ def run_name(kernel: str, pixels: str, gamma: str | float) -> str:
         return f"linear, {PIXELS[pixels]}"
     g = gamma if isinstance(gamma, str) else f"{gamma:.3g}"
     return f"{kernel}, {PIXELS[pixels]}, gamma={g}"
-
-
-def record(name: str, config: Mapping[str, Any], fit: Mapping[str, Any]) -> dict[str, Any]:
-    """One fit for ``results.json``. Gurmukhi has no test split: its validation split is where
-    every accuracy (and the reported ones) is measured, so ``test_accuracy`` is None."""
-    final = {"train_accuracy": fit["train_accuracy"], "val_accuracy": fit["val_accuracy"], "test_accuracy": None,
-             **{k: fit[k] for k in ("gamma_value", "support_vectors", "most_predicted_class",
-                                    "most_predicted_fraction", "classes_predicted")}}
-    return lib.run_record(name, config, None, final, per_class={"recall": fit["recall"],
-                          "one_vs_rest_accuracy": fit["one_vs_rest"]}, confusion=fit["confusion"],
-                          seconds=fit["seconds"], diverged=False)
 
 
 def settings(config: Config, median_raw: float) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
@@ -190,19 +172,18 @@ def settings(config: Config, median_raw: float) -> list[tuple[str, str, dict[str
 def run(config: Config, study: lib.Study) -> dict[str, Any]:
     """Every default setting, then the RBF γ sweep, each fit once (libsvm is deterministic)."""
     svc_class()  # fail early, with the install hint, if scikit-learn is missing
+    import sklearn
+
     ds = study.load("gurmukhi")
-    y_train, y_val = np.asarray(ds.y_train), np.asarray(ds.y_test)
+    y = np.asarray(ds.y_train), np.asarray(ds.y_test)
     x = {p: (features(ds.x_train, p), features(ds.x_test, p)) for p in dict.fromkeys([*config.pixels, "raw"])}
-    medians = {p: median_squared_distance(x[p][0]) for p in x}
+    medians = {p: float(np.median(squared_distances(a, a)[np.triu_indices(len(a), 1)])) for p, (a, _) in x.items()}
     runs: list[dict[str, Any]] = []
     for name, pixels, options, run_config in settings(config, medians["raw"]):
-        def fit_one(name=name, pixels=pixels, options=options, run_config=run_config, **_: Any) -> list[dict]:
-            return [record(name, run_config, fit_svc(options, x[pixels][0], y_train, x[pixels][1], y_val))]
-
-        (done,) = study.train(name, [name], fit_one, label=name, epochs=1, checkpoints=False)
-        runs.append(done)
-        study.save_progress(runs)
-        study.log(f"{name}: validation accuracy {done['final']['val_accuracy']:.3f}")
+        # train calls the lambda at once, so it sees this iteration's values
+        runs += study.train(name, [name], lambda **_: [fit(name, run_config, options, x[pixels], y)], label=name,
+                            epochs=1, checkpoints=False)
+        study.log(f"{name}: validation accuracy {runs[-1]['final']['val_accuracy']:.3f}")
     stats = {f"{PIXELS[p]}, gamma={g}": kernel_stats(x[p][0], x[p][1], gamma_value(g, x[p][0]), config.coef0)
              for p in x for g in GAMMAS}
     pm1 = [r for r in runs if r["name"] == run_name("rbf", "pm1", "scale")]
@@ -210,9 +191,9 @@ def run(config: Config, study: lib.Study) -> dict[str, Any]:
         "best validation accuracy", max(r["final"]["val_accuracy"] for r in runs))
     return {"runs": runs, "headline": headline, "reported": REPORTED, "kernel_stats": stats,
             "median_squared_distance": medians, "pixel_variance": {p: float(x[p][0].var()) for p in x},
-            "most_frequent_class_accuracy": float(np.bincount(y_val).max() / len(y_val)),
-            "sklearn_version": svc_version(), "class_names": list(ds.class_names), "n_train": len(y_train),
-            "n_val": len(y_val)}
+            "most_frequent_class_accuracy": float(np.bincount(y[1]).max() / len(y[1])),
+            "sklearn_version": sklearn.__version__, "class_names": list(ds.class_names), "n_train": len(y[0]),
+            "n_val": len(y[1])}
 
 
 # ---------------------------------------------------------------- the findings, from the numbers
@@ -276,21 +257,21 @@ def shown_runs(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def reported_claims(results: Mapping[str, Any]) -> list[Claim]:
     """Which default setting gives each reported accuracy to the image, and whether one setting gives all of them."""
-    out, cfg = [], results["config"]
-    for r in default_runs(results):
+    out, cfg, defaults = [], results["config"], default_runs(results)
+    off = {r["name"]: apart(results, r["final"]["val_accuracy"], REPORTED[r["config"]["kernel"]]) for r in defaults}
+    for r in defaults:
         k = r["config"]["kernel"]
         out.append(Claim(f"`{r['name']}` against the reported {KERNEL_LABELS[k]} accuracy {REPORTED[k]}",
-                         "validation images apart", apart(results, r["final"]["val_accuracy"], REPORTED[k]),
-                         "half an image", 0.5, reference=True, more="not the reported count", less="the reported count", digits=1))
+                         "validation images apart", off[r["name"]], "half an image", 0.5, reference=True,
+                         more="not the reported count", less="the reported count", digits=1))
     for p, g in sorted({(p, g) for p in cfg["pixels"] for g in cfg["gammas"]}):
-        mine = {r["config"]["kernel"]: apart(results, r["final"]["val_accuracy"], REPORTED[r["config"]["kernel"]])
-                for r in default_runs(results)
-                if r["config"]["pixels"] == PIXELS[p] and r["config"]["kernel"] == "linear" or
-                r["config"]["pixels"] == PIXELS[p] and r["config"]["gamma"] == g}
+        mine = {r["config"]["kernel"]: off[r["name"]] for r in defaults if r["config"]["pixels"] == PIXELS[p]
+                and (r["config"]["kernel"] == "linear" or r["config"]["gamma"] == g)}
         worst = max(mine, key=lambda k: mine[k])
         out.append(Claim(f"{PIXELS[p]} pixels with gamma='{g}', every kernel against its reported accuracy",
                          f"the most validation images apart ({KERNEL_LABELS[worst]})", mine[worst], "half an image",
-                         0.5, reference=True, more="not every reported number", less="every reported number to the image", digits=1))
+                         0.5, reference=True, more="not every reported number",
+                         less="every reported number to the image", digits=1))
     return out
 
 
@@ -373,10 +354,8 @@ def scale_text(results: Mapping[str, Any]) -> str:
     raw, pm1 = stats.get("raw 0..255, gamma=scale"), stats.get("[−1, 1], gamma=scale")
     if raw is None or pm1 is None:
         return ""
-    parts = [(lbl, acc(results, "rbf", p, g)) for lbl, p, g in (("raw pixels, scale", "raw", "scale"),
-                                                                ("[−1, 1], auto", "pm1", "auto"),
-                                                                ("[−1, 1], scale", "pm1", "scale"))]
-    parts = [f"{a:.3f} ({lbl})" for lbl, a in parts if a is not None]
+    rbf = (("raw pixels, scale", "raw", "scale"), ("[−1, 1], auto", "pm1", "auto"), ("[−1, 1], scale", "pm1", "scale"))
+    parts = [f"{a:.3f} ({lbl})" for lbl, p, g in rbf if (a := acc(results, "rbf", p, g)) is not None]
     return (f"gamma='scale' divides by the pixel variance ({results['pixel_variance']['raw']:,.0f} for raw pixels, "
             f"{results['pixel_variance']['pm1']:.3f} for [−1, 1]), which puts the median exponent at "
             f"{raw['median_exponent']:.2f} on raw and {pm1['median_exponent']:.2f} on [−1, 1] pixels."
@@ -396,36 +375,32 @@ def sweep_text(results: Mapping[str, Any]) -> str:
 
 
 def reported_rows(results: Mapping[str, Any]) -> list[list[Any]]:
-    """(quantity, reported, reproduced, note) for the settings that were run."""
+    """(quantity, reported, reproduced, note) for the settings that were run: on raw pixels the RBF and sigmoid
+    kernels with gamma='auto', every other setting with gamma='scale'."""
+    runs, stats = by_name(results), results["kernel_stats"].get("raw 0..255, gamma=auto")
+    poly_pm1, rbf = acc(results, "poly", "pm1"), runs.get(run_name("rbf", "raw", "auto"))
+    sig = runs.get(run_name("sigmoid", "raw", "auto"))
+    notes = {
+        ("poly", "raw"): f"A degree-{results['config']['degree']} kernel is not invariant to shifting the pixels"
+                         + ("." if poly_pm1 is None else f"; on [−1, 1] pixels it gives {poly_pm1:.3f}."),
+        ("rbf", "raw"): None if rbf is None else f"Most predicted class {rbf['final']['most_predicted_class']}: "
+                        f"{100 * rbf['final']['most_predicted_fraction']:.0f}% of the images.",
+        ("sigmoid", "raw"): None if sig is None or stats is None else
+        f"tanh(γ·x·x′ + coef0) is exactly 1 for {100 * stats['sigmoid_fraction_exactly_one']:.1f}% of the pairs on "
+        f"raw pixels; classes predicted: {sig['final']['classes_predicted']} "
+        f"({100 * sig['final']['most_predicted_fraction']:.0f}% class {sig['final']['most_predicted_class']}).",
+        ("rbf", "pm1"): "The properly scaled RBF kernel."}
     rows: list[list[Any]] = []
-    stats = results["kernel_stats"].get("raw 0..255, gamma=auto")
-
-    def row(label: str, kernel: str, pixels: str, gamma: str, note: str = "") -> None:
-        a = acc(results, kernel, pixels, gamma)
-        if a is not None:
-            d = images(results, a) - images(results, REPORTED[kernel])
-            rows.append([label, REPORTED[kernel], a, " ".join(filter(None, [
-                f"{d:+d} images against the reported count ({images(results, REPORTED[kernel])} of "
-                f"{results['n_val']}).", note]))])
-
-    poly_pm1 = acc(results, "poly", "pm1")
-    row("linear, raw 0..255", "linear", "raw", "scale")
-    row("polynomial, raw 0..255, gamma='scale'", "poly", "raw", "scale",
-        f"A degree-{results['config']['degree']} kernel is not invariant to shifting the pixels"
-        + ("." if poly_pm1 is None else f"; on [−1, 1] pixels it gives {poly_pm1:.3f}."))
-    rbf = by_name(results).get(run_name("rbf", "raw", "auto"))
-    row("RBF, raw 0..255, gamma='auto' (old default)", "rbf", "raw", "auto", "" if rbf is None else
-        f"Most predicted class {rbf['final']['most_predicted_class']}: "
-        f"{100 * rbf['final']['most_predicted_fraction']:.0f}% of the images.")
-    sig = by_name(results).get(run_name("sigmoid", "raw", "auto"))
-    row("sigmoid, raw 0..255, gamma='auto'", "sigmoid", "raw", "auto", "" if sig is None or stats is None else
-        f"tanh(γ·x·x′ + coef0) is exactly 1 for {100 * stats['sigmoid_fraction_exactly_one']:.1f}% of the pairs on raw "
-        f"pixels; classes predicted: {sig['final']['classes_predicted']} "
-        f"({100 * sig['final']['most_predicted_fraction']:.0f}% class {sig['final']['most_predicted_class']}).")
-    row("linear, [−1, 1]", "linear", "pm1", "scale")
-    row("polynomial, [−1, 1], gamma='scale'", "poly", "pm1", "scale")
-    row("RBF, [−1, 1], gamma='scale'", "rbf", "pm1", "scale", "The properly scaled RBF kernel.")
-    row("sigmoid, [−1, 1], gamma='scale'", "sigmoid", "pm1", "scale")
+    for pixels in ("raw", "pm1"):
+        for kernel in KERNELS:
+            gamma = "auto" if pixels == "raw" and kernel in ("rbf", "sigmoid") else "scale"
+            a, n = acc(results, kernel, pixels, gamma), images(results, REPORTED[kernel])
+            if a is None:
+                continue
+            label = ", ".join([KERNEL_LABELS[kernel], PIXELS[pixels]] + [f"gamma='{gamma}'"] * (kernel != "linear"))
+            count = f"{images(results, a) - n:+d} images against the reported count ({n} of {results['n_val']})."
+            rows.append([label + (" (old default)" if (kernel, pixels) == ("rbf", "raw") else ""), REPORTED[kernel], a,
+                         " ".join(filter(None, [count, notes.get((kernel, pixels))]))])
     return rows
 
 
@@ -446,16 +421,16 @@ def sweep_figure(path: Path, exponents: Sequence[float], accuracies: Sequence[fl
     with plt.rc_context(plots.STYLE):
         fig, ax = plt.subplots(figsize=(7.2, 4.4))
         ax.plot(exponents, accuracies, "o-", color="tab:blue", lw=1.6, ms=5, label="γ sweep (raw pixels)")
-        markers = iter(("s", "D", "^", "v"))
-        for (label, (x, y)), color in zip(defaults.items(), ("tab:green", "tab:olive", "tab:red", "tab:purple")):
-            ax.plot([x], [y], next(markers), color=color, ms=9, mec="black", label=label, zorder=3)
+        colors = ("tab:green", "tab:olive", "tab:red", "tab:purple")
+        for (label, (x, y)), marker, color in zip(defaults.items(), "sD^v", colors):
+            ax.plot([x], [y], marker, color=color, ms=9, mec="black", label=label, zorder=3)
         ax.axhline(REPORTED["rbf"], color="black", ls="--", lw=1.2, label=f"reported RBF ({REPORTED['rbf']})")
         ax.axhline(chance, color="0.5", ls=":", lw=1.2, label=f"most frequent class ({chance:.3f})")
         ax.set_xscale("log")
         ax.set(xlabel="γ × median ‖x − x′‖² between training images (typical exponent)",
                ylabel="validation accuracy", title="RBF SVC: accuracy against the scale of γ", ylim=(0, 1.02))
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-        return plots._save(fig, path)  # noqa: SLF001  the shared saver (dpi, tight box, close)
+        return plots.save_figure(fig, path)
 
 
 def report(results: dict[str, Any], out: Path) -> lib.Report:
@@ -486,17 +461,15 @@ def report(results: dict[str, Any], out: Path) -> lib.Report:
           r["final"]["val_accuracy"], r["final"]["train_accuracy"], r["final"]["support_vectors"],
           f"{r['final']['most_predicted_class']} ({r['final']['most_predicted_fraction']:.2f})",
           lib.format_seconds(r["seconds"])] for r in defaults])
-    short = {"raw 0..255": "raw", "[−1, 1]": "±1"}
-    labels = [", ".join([r["config"]["kernel"], short[r["config"]["pixels"]]]
-                        + ([] if r["config"]["kernel"] == "linear" else [r["config"]["gamma"]])) for r in defaults]
+    labels = [r["name"].replace(PIXELS["raw"], "raw").replace(PIXELS["pm1"], "±1").replace("gamma=", "")
+              for r in defaults]
     rep.figure(plots.bar_chart(out / "accuracy_by_kernel.png", labels, [r["final"]["val_accuracy"] for r in defaults],
                                "validation accuracy", "SVC defaults: kernel, pixels (raw 0..255 or ±1 = [−1, 1]), gamma rule",
                                reference=[REPORTED[r["config"]["kernel"]] for r in defaults]),
                "Validation accuracy of every default setting; the black bars are the reported numbers for each kernel.")
     rep.heading("RBF on raw pixels and the scale of γ")
-    for paragraph in (mechanism_text(results), scale_text(results), sweep_text(results)):
-        if paragraph:
-            rep.text(paragraph)
+    for paragraph in filter(None, (mechanism_text(results), scale_text(results), sweep_text(results))):
+        rep.text(paragraph)
     rep.claims(rbf_claims(results), heading=None)
     points = {f"{PIXELS[p]}, gamma='{g}'": (default_exponent(results, p, g), acc(results, "rbf", p, g))
               for p in cfg["pixels"] for g in cfg["gammas"] if default_exponent(results, p, g) is not None}

@@ -16,7 +16,7 @@ from experiments.lib import plots
 def figures(monkeypatch):
     """Every figure a plot function saves, inspected just before it is closed."""
     seen = []
-    save = plots._save
+    save = plots.save_figure
 
     def keep(fig, path):
         seen.append([(line.get_label(), line.get_marker(), mcolors.to_hex(line.get_color()), line.get_alpha())
@@ -24,7 +24,7 @@ def figures(monkeypatch):
         seen[-1].append(("collections", sum(len(ax.collections) for ax in fig.axes), None, None))
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return seen
 
 

@@ -1,7 +1,7 @@
 """One source for every setting: a study's frozen dataclass, its command line and its record.
 
 A study subclasses :class:`StudyConfig` with its own fields (network sizes, learning rates, λ
-grid, epochs, seeds, …) and a :meth:`StudyConfig.quick` variant. :func:`parse` builds the
+grid, epochs, seeds, …) and a :meth:`StudyConfig.quick_variant`. :func:`parse` builds the
 command line from the dataclass with tyro (typed parsing, ``--help`` from the field
 docstrings), so every field is a flag: ``--learning-rate 0.05``, ``--lambdas 0 0.01 0.1``.
 Precedence, lowest first: the dataclass defaults, ``--quick``, ``--config FILE`` (TOML),
@@ -90,8 +90,6 @@ RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(StudyConfig)) - {"seed
 """Fields that say where and how to run, not what: excluded from :func:`science` (the data
 paths among them enter the hash through :func:`data_record`)."""
 
-DATA_FIELDS = ("manual_dir", "data_dir", "gurmukhi")
-
 
 # ---------------------------------------------------------------- types
 class Mismatch(Exception):
@@ -106,27 +104,34 @@ def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
 
+def _variable(args: tuple[Any, ...]) -> bool:
+    """Whether these are the arguments of ``tuple[X, ...]`` (a list of any length)."""
+    return len(args) == 2 and args[1] is Ellipsis
+
+
+WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}
+SCALARS = {bool: bool, int: int, float: (int, float), str: str}
+
+
 def describe(tp: Any) -> str:
     """What a value of type ``tp`` is, in words: "a whole number", "a list of numbers", …"""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if _is_union(tp):
         return " or ".join(describe(a) for a in args if a is not type(None))
     if origin is Literal:
-        return "one of " + ", ".join(_toml(a) for a in args)
+        return "one of " + ", ".join(map(_toml, args))
+    if origin is tuple and _variable(args):
+        return f"a list of {_plural(describe(args[0]))}"
+    if origin is tuple and len(set(args)) == 1:
+        return f"a list of {len(args)} {_plural(describe(args[0]))}"
     if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_plural(describe(args[0]))}"
-        if len(set(args)) == 1:
-            return f"a list of {len(args)} {_plural(describe(args[0]))}"
-        return f"a list of {len(args)} values ({', '.join(describe(a) for a in args)})"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
-            Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
+        return f"a list of {len(args)} values ({', '.join(map(describe, args))})"
+    return WORDS.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _plural(text: str) -> str:
-    if text.startswith("a ") or text.startswith("an "):
-        return text.split(" ", 1)[1] + "s"
-    return f"values that are {text}"
+    article, _, rest = text.partition(" ")
+    return rest + "s" if article in ("a", "an") else f"values that are {text}"
 
 
 def coerce(tp: Any, value: Any) -> Any:
@@ -138,47 +143,28 @@ def coerce(tp: Any, value: Any) -> Any:
     given length for a fixed tuple), made a tuple. ``Optional[X]``: None or X.
     """
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
     if _is_union(tp):
         if value is None and type(None) in args:
             return None
         for option in (a for a in args if a is not type(None)):
             with contextlib.suppress(Mismatch):
                 return coerce(option, value)
-        raise Mismatch(describe(tp), value)
-    if origin is Literal:
+    elif origin is Literal:
         for choice in args:
             if type(value) is type(choice) and value == choice:
                 return choice
-        raise Mismatch(describe(tp), value)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise Mismatch(describe(tp), value)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_element(args[0], v) for v in value)
-        if len(value) != len(args):
-            raise Mismatch(describe(tp), value)
-        return tuple(_element(a, v) for a, v in zip(args, value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            elements = args[:1] * len(value) if _variable(args) else args
+            if len(value) == len(elements):
+                return tuple(_element(a, v) for a, v in zip(elements, value))
+    elif tp in SCALARS:
+        if isinstance(value, SCALARS[tp]) and (tp is bool or not isinstance(value, bool)):
+            return float(value) if tp is float else value
     elif isinstance(tp, type) and issubclass(tp, Path):
-        if isinstance(value, (str, Path)) and str(value) not in ("",):
+        if isinstance(value, (str, Path)) and str(value):
             return Path(value)
-    elif isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-    else:
+    elif tp is Any or not isinstance(tp, type) or isinstance(value, tp):
         return value
     raise Mismatch(describe(tp), value)
 
@@ -199,16 +185,14 @@ def field_types(cls: type) -> dict[str, Any]:
 
 def _toml(value: Any) -> str:
     """A value as TOML writes it (for messages)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, Path)):
-        return json.dumps(str(value))
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+        return "[" + ", ".join(map(_toml, value)) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return _plain(value)
+    if isinstance(value, (bool, str, Path)):
+        return json.dumps(value if isinstance(value, bool) else str(value))
     return repr(value)
 
 
@@ -220,45 +204,20 @@ def _example(cls: type, name: str) -> str:
 
 
 # ---------------------------------------------------------------- ranges, finiteness, grids
-def _positive(v: Any) -> str | None:
-    return None if v > 0 else f"{_num(v)} is not positive"
-
-
-def _at_least(low: int, what: str = "") -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        return None if v >= low else (f"{v} {what}".strip() if what else f"{_num(v)} is below {low}")
-    return check
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else f"{_num(v)} is negative"
-
-
-def _unit_interval_open(v: Any) -> str | None:
-    return None if 0 <= v < 1 else f"{_num(v)} is outside [0, 1)"
-
-
-def _seed(v: Any) -> str | None:
-    return None if 0 <= v <= SEED_MAX else f"{v} is out of range"
-
-
-def _num(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-RANGES: tuple[tuple[str, Callable[[Any], str | None], str], ...] = (
-    (r"(.+_)?(learning_rates?|lrs?)", _positive, "use learning rates > 0"),
-    (r"(.+_)?momentum", _unit_interval_open, "use a momentum in [0, 1), e.g. 0.9"),
-    (r"(.+_)?(lambdas?|l2s?|lambda_per_image|weight_decay)", _non_negative, "use λ ≥ 0"),
-    (r"(.+_)?epochs", _at_least(1, "epochs"), "train for at least 1 epoch"),
-    (r"(.+_)?batch_size", _at_least(1), "use a batch of at least 1"),
-    (r"(.+_)?seeds?", _seed, f"use seeds in [0, {SEED_MAX}]"),
-    (r"(.+_)?images", _non_negative, "use counts ≥ 0"),
-    (r"(.+_)?(count|steps|iterations|every)|evals_per_epoch", _at_least(1), "use at least 1"),
+SEEDS = r"(.+_)?seeds?"
+RANGES: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
+    (r"(.+_)?(learning_rates?|lrs?)", lambda v: v > 0, "{} is not positive", "use learning rates > 0"),
+    (r"(.+_)?momentum", lambda v: 0 <= v < 1, "{} is outside [0, 1)", "use a momentum in [0, 1), e.g. 0.9"),
+    (r"(.+_)?(lambdas?|l2s?|lambda_per_image|weight_decay)", lambda v: v >= 0, "{} is negative", "use λ ≥ 0"),
+    (r"(.+_)?epochs", lambda v: v >= 1, "{} epochs", "train for at least 1 epoch"),
+    (r"(.+_)?batch_size", lambda v: v >= 1, "{} is below 1", "use a batch of at least 1"),
+    (SEEDS, lambda v: 0 <= v <= SEED_MAX, "{} is out of range", f"use seeds in [0, {SEED_MAX}]"),
+    (r"(.+_)?images", lambda v: v >= 0, "{} is negative", "use counts ≥ 0"),
+    (r"(.+_)?(count|steps|iterations|every)|evals_per_epoch", lambda v: v >= 1, "{} is below 1", "use at least 1"),
 )
-"""``(field-name pattern, check of one value, fix)``: the ranges every study shares, applied to
-a field (or each value of a list field) whose name matches. A study adds its own in
-:meth:`StudyConfig.problems`."""
+"""``(field-name pattern, test of one value, problem, fix)``: the ranges every study shares,
+applied to a field (or each value of a list field) whose name matches, by the first pattern that
+does. A study adds its own in :meth:`StudyConfig.problems`."""
 
 REPEATABLE = re.compile(r"(.+_)?(hidden|channels|widths|layers|shape|dense)")
 """List fields whose values may repeat (a network's layer widths); every other list field is a
@@ -274,86 +233,75 @@ def _grid_key(value: Any) -> Any:
     return f"{value:g}" if isinstance(value, float) else value
 
 
-def _field_problems(f: dataclasses.Field, tp: Any, value: Any) -> list[tuple[str, str, str]]:
-    name, flag_ = f.name, flag(f.name)
-    out: list[tuple[str, str, str]] = []
-    values = list(value) if isinstance(value, tuple) else [value]
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _is_grid(f: dataclasses.Field, tp: Any) -> bool:
+    """Whether field ``f`` (of type ``tp``) is a grid: a list whose values must differ."""
+    options = [a for a in typing.get_args(tp) if a is not type(None)] if _is_union(tp) else [tp]
+    listed = len(options) == 1 and typing.get_origin(options[0]) is tuple and _variable(typing.get_args(options[0]))
+    return listed and not REPEATABLE.fullmatch(f.name) and not f.metadata.get("repeats")
+
+
+def _check(f: dataclasses.Field, tp: Any, value: Any) -> tuple[str, str] | None:
+    """``(problem, fix)`` for the first thing wrong with field ``f``'s well-typed ``value``: a
+    number not finite or too large, out of its range, a list emptied, a repeat in a grid."""
     listed = isinstance(value, tuple)
-    for v in values:
+    values = list(value) if listed else [value]
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for v in numbers:
         if isinstance(v, float) and not math.isfinite(v):
-            out.append((flag_, f"{_toml(v)} is not a finite number", "give finite numbers"))
-            return out
-        seeds = re.fullmatch(r"(.+_)?seeds?", name)  # checked against SEED_MAX below
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT_MAX and not seeds:
-            out.append((flag_, f"{v} is too large", f"use values of at most {INT_MAX}"))
-            return out
-    for pattern, check, fix in RANGES:
-        if not re.fullmatch(pattern, name):
-            continue
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            problem = check(v)
-            if problem:
-                if listed and pattern.startswith(r"(.+_)?seeds"):
-                    problem = f"seed {problem}"
-                out.append((flag_, problem, fix))
-                return out
-        break
-    emptied = listed and not value and f.default not in (dataclasses.MISSING, ()) and f.default
-    if emptied and not f.metadata.get("empty"):
-        out.append((flag_, "is empty", "give at least one value"))
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if _is_union(tp):
-        inner = [a for a in args if a is not type(None)]
-        origin, args = (typing.get_origin(inner[0]), typing.get_args(inner[0])) if len(inner) == 1 else (None, ())
-    variable = origin is tuple and len(args) == 2 and args[1] is Ellipsis
-    if variable and not REPEATABLE.fullmatch(name) and not f.metadata.get("repeats"):
-        seen: dict[Any, Any] = {}
-        for v in values:
-            key = _grid_key(v)
-            if key in seen:
-                first = seen[key]
-                same = "twice" if first == v else f"and {v!r} print alike ({key}), so their runs would share a name"
-                problem = f"{_toml(first) if not isinstance(first, float) else repr(first)} {same}"
-                out.append((flag_, problem, "give each value once (values that differ in the first 6 significant "
-                                            "digits)" if first != v else "give each value once"))
-                return out
-            seen[key] = v
-    return out
+            return f"{_toml(v)} is not a finite number", "give finite numbers"
+        if isinstance(v, int) and abs(v) > INT_MAX and not re.fullmatch(SEEDS, f.name):  # seeds: in RANGES
+            return f"{v} is too large", f"use values of at most {INT_MAX}"
+    for pattern, test, problem, fix in RANGES:
+        if re.fullmatch(pattern, f.name):
+            for v in numbers:
+                if not test(v):
+                    return ("seed " if listed and pattern == SEEDS else "") + problem.format(_num(v)), fix
+            break
+    if listed and not value and f.default is not dataclasses.MISSING and f.default and not f.metadata.get("empty"):
+        return "is empty", "give at least one value"
+    seen: dict[Any, Any] = {}
+    for v in values if _is_grid(f, tp) else ():
+        key = _grid_key(v)
+        if key in seen and seen[key] == v:
+            return f"{_toml(seen[key])} twice", "give each value once"
+        if key in seen:
+            return (f"{_toml(seen[key])} and {v!r} print alike ({key}), so their runs would share a name",
+                    "give each value once (values that differ in the first 6 significant digits)")
+        seen[key] = v
+    return None
 
 
 def problems(config: StudyConfig) -> list[tuple[str, str, str]]:
     """``(flag, problem, fix)`` for every setting of ``config`` that cannot run: its type, then
     finiteness, :data:`RANGES`, emptied lists and duplicates in grids, then the study's own."""
     found: list[tuple[str, str, str]] = []
-    types_ = field_types(type(config))
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
+        tp, value = field_types(type(config))[f.name], getattr(config, f.name)
         try:
-            coerce(types_[f.name], value)
+            coerce(tp, value)
+            problem = _check(f, tp, value)
         except Mismatch as error:
-            found.append((flag(f.name), f"{_toml(error.got)} is not {error.expected}",
-                          f"give {error.expected}"))
-            continue
-        found += _field_problems(f, types_[f.name], value)
-    if not found:
-        found += config.problems()
-    return found
+            problem = f"{_toml(error.got)} is not {error.expected}", f"give {error.expected}"
+        if problem:
+            found.append((flag(f.name), *problem))
+    return found or list(config.problems())
 
 
 def normalized(config: C) -> C:
     """``config`` with every value brought to its field's exact type (``1`` → ``1.0`` for a float,
     lists → tuples, strings → Paths), so that equal settings hash alike; a value that cannot be
     is left for :func:`problems` to name."""
-    types_ = field_types(type(config))
     changes = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
+    for name, tp in field_types(type(config)).items():
+        value = getattr(config, name)
         with contextlib.suppress(Mismatch):
-            new = coerce(types_[f.name], value)
+            new = coerce(tp, value)
             if type(new) is not type(value) or new != value:
-                changes[f.name] = new
+                changes[name] = new
     return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -380,11 +328,9 @@ def _plain(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
+    """The sha256 of a file, read again when its size or time (the cache key) changes."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def data_record(config: StudyConfig) -> dict[str, Any]:
@@ -393,9 +339,8 @@ def data_record(config: StudyConfig) -> dict[str, Any]:
     one file. (The MNIST-format files are checked against their official sha256 when read, so
     their folder's path stands for them.) A run on other data files hashes differently, so
     ``--resume`` never reuses runs made on other data."""
-    record: dict[str, Any] = {}
-    for name, path in data_paths(config).items():
-        record[name] = None if path is None else str(Path(path).expanduser().absolute())
+    record: dict[str, Any] = {name: None if path is None else str(Path(path).expanduser().absolute())
+                              for name, path in data_paths(config).items()}
     gurmukhi = record.get("gurmukhi")
     if gurmukhi and os.path.isfile(gurmukhi):
         try:
@@ -451,39 +396,25 @@ def flag(field: str) -> str:
 
 
 # ---------------------------------------------------------------- the command line and the file
-def _values_after(argv: Sequence[str], name: str) -> list[str]:
-    found = []
+def _given(argv: Sequence[str], option: str) -> list[str | None]:
+    """The values given to ``option`` (``--x V`` or ``--x=V``); None where ``--x`` has none after it."""
+    found: list[str | None] = []
     for i, arg in enumerate(argv):
-        if arg == name:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-                raise UsageError(f"{name} needs a value", f"give it as {name} FILE")
-            found.append(argv[i + 1])
-        elif arg.startswith(name + "="):
+        if arg == option:
+            found.append(argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None)
+        elif arg.startswith(option + "="):
             found.append(arg.split("=", 1)[1])
     return found
 
 
 def _path_fields(cls: type) -> list[str]:
-    out = []
-    for name, tp in field_types(cls).items():
-        options = typing.get_args(tp) if _is_union(tp) else (tp,)
-        if any(isinstance(o, type) and issubclass(o, Path) for o in options):
-            out.append(name)
-    return out
-
-
-def _refuse_empty_paths(cls: type, argv: Sequence[str]) -> None:
-    """``--out ""`` would be the current folder: a path flag must name something."""
-    for name in _path_fields(cls):
-        option = flag(name)
-        for i, arg in enumerate(argv):
-            empty = arg == option + "=" or (arg == option and i + 1 < len(argv) and argv[i + 1].strip() == "")
-            if empty:
-                raise UsageError(f"{option} is empty", f"give {option} a path")
+    """The fields that hold a path (``Path`` or ``Optional[Path]``)."""
+    return [name for name, tp in field_types(cls).items() if any(
+        isinstance(o, type) and issubclass(o, Path) for o in (typing.get_args(tp) if _is_union(tp) else (tp,)))]
 
 
 def load_toml(cls: type[C], path: Path) -> dict[str, Any]:
-    """The settings of a TOML file, each brought to its field's type (:func:`coerce`).
+    """The settings of a TOML file, each brought to its field's type (:func:`coerce`) and checked.
 
     Keys are field names, with ``_`` or ``-``; one setting spelled both ways, an unknown key or a
     value of the wrong type is a UsageError naming the key.
@@ -496,27 +427,25 @@ def load_toml(cls: type[C], path: Path) -> dict[str, Any]:
         raise UsageError(f"--config {path} is a folder", "give the path of a TOML settings file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"--config {path}: not valid TOML ({error})", "fix the file (key = value lines)") from None
-    types_ = field_types(cls)
-    settable = sorted(set(types_) - {"config"})
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config"}
     values: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        if name not in types_ or name == "config":
-            raise UsageError(f"--config {path}: unknown setting {key!r}", f"use one of {', '.join(settable)}")
+        if name not in fields:
+            raise UsageError(f"--config {path}: unknown setting {key!r}", f"use one of {', '.join(sorted(fields))}")
         if name in spelled:
-            raise UsageError(f"--config {path}: {spelled[name]!r} and {key!r} are one setting",
-                             "give it once")
-        spelled[name] = key
+            raise UsageError(f"--config {path}: {spelled[name]!r} and {key!r} are one setting", "give it once")
+        spelled[name], tp = key, field_types(cls)[name]
         try:
-            values[name] = coerce(types_[name], value)
+            values[name] = coerce(tp, value)
         except Mismatch as error:
             where = f"{key} = {_toml(value)}" + (f": {_toml(error.got)}" if error.got is not value else "")
             raise UsageError(f"--config {path}: {where} is not {error.expected}",
-                             f"write {key} as {describe(types_[name])}{_example(cls, name)}") from None
-        field = next(f for f in dataclasses.fields(cls) if f.name == name)
-        for _, problem, fix in _field_problems(field, types_[name], values[name])[:1]:
-            raise UsageError(f"--config {path}: {key}: {problem}", fix)
+                             f"write {key} as {describe(tp)}{_example(cls, name)}") from None
+        problem = _check(fields[name], tp, values[name])
+        if problem:
+            raise UsageError(f"--config {path}: {key}: {problem[0]}", problem[1])
     return values
 
 
@@ -525,14 +454,12 @@ def _tyro_message(text: str) -> str:
     lines after its title, up to the next rule, joined into one line."""
     lines = [re.sub(r"^[│╭╰\s]+|[│╮╯\s]+$", "", line) for line in text.splitlines()]
     lines = [line for line in lines if line]
-    rule = lambda line: set(line) <= set("─- ")  # noqa: E731
-    body, started = [], False
+    body: list[str] = []
     for line in lines[1:]:
-        if rule(line):
-            if started:
+        if set(line) <= set("─- "):  # a rule
+            if body:
                 break
             continue
-        started = True
         body.append(line)
     message = " ".join(body) or (re.sub(r"[─-]+", "", lines[0]).strip() if lines else "") or "invalid arguments"
     return re.sub(r"\s+", " ", message).strip()
@@ -560,38 +487,28 @@ def cli(cls: type[C], argv: Sequence[str], *, prog: str, description: str | None
             raise
         raise UsageError(_tyro_message(captured.getvalue()), f"see `{prog} --help` for the options") from None
     finally:
-        if saved is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = saved
+        os.environ.pop("COLUMNS", None) if saved is None else os.environ.update(COLUMNS=saved)
 
 
 def parse(cls: type[C], argv: Sequence[str] | None, *, prog: str, description: str | None = None) -> C:
-    """The resolved, typed and checked config of study ``cls`` from the command line.
-
-    Args:
-      cls: the study's config dataclass.
-      argv: the arguments (``sys.argv[1:]`` if None).
-      prog: the name shown in ``--help``, e.g. ``python -m experiments.overfitting``.
-    Returns:
-      The frozen config: defaults, then ``--quick``, then ``--config FILE``, then the flags;
-      every value of its field's exact type, checked by :func:`validate`.
-    Raises:
-      UsageError: a flag or a file that cannot be used; the message names it and the fix.
-        ``--config`` given twice is refused (one file holds a setup).
-    """
+    """The config of study ``cls`` from ``argv`` (``sys.argv[1:]`` if None; ``prog`` is the name
+    ``--help`` shows): the defaults, then ``--quick``, then ``--config FILE``, then the flags, each
+    value of its field's exact type and checked (:func:`validate`). A flag or file that cannot be
+    used is a UsageError naming it and the fix; so is ``--config`` twice (one file is one setup)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    base = cls()
-    if "--quick" in argv:
-        base = dataclasses.replace(base, quick=True).quick_variant()
-    files = _values_after(argv, "--config")
+    files = _given(argv, "--config")
+    if None in files:
+        raise UsageError("--config needs a value", "give it as --config FILE")
     if len(files) > 1:
         raise UsageError(f"--config is given {len(files)} times ({', '.join(files)})",
                          "give one settings file (put every setting of the setup in it)")
-    _refuse_empty_paths(cls, argv)
+    for option in map(flag, _path_fields(cls)):
+        if any(value is not None and not value.strip() for value in _given(argv, option)):
+            raise UsageError(f"{option} is empty", f"give {option} a path")  # "" would be the current folder
+    base = cls()
+    if "--quick" in argv:
+        base = dataclasses.replace(base, quick=True).quick_variant()
     if files:
-        if not files[0].strip():
-            raise UsageError("--config is empty", "give --config the path of a TOML settings file")
         file_values = load_toml(cls, Path(files[0]))
         if file_values.get("quick") and not base.quick:
             base = dataclasses.replace(base, quick=True).quick_variant()

@@ -92,7 +92,8 @@ def _marker(n_points: int, markers: bool | None) -> str:
     return "o" if (markers if markers is not None else n_points <= MARKER_MAX_POINTS) else ""
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Saves ``fig`` to ``path`` (the format from its suffix, DPI, tight box) and closes it."""
     path = Path(path)
     try:  # into <name>.tmp, then renamed: Ctrl-C mid-draw never leaves half a PNG
         with replacing(path) as tmp:
@@ -146,7 +147,7 @@ def learning_curves(path: str | Path, curves: Mapping[str, Mapping[str, Sequence
                       ["train", "validation"], loc="best")
         fig.suptitle(title)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def image_grid(path: str | Path, images: Any, *, shape: tuple[int, int] | None = None,
@@ -202,7 +203,7 @@ def image_grid(path: str | Path, images: Any, *, shape: tuple[int, int] | None =
             fig.colorbar(im, cax=cax, label="weight")
         if title:
             fig.suptitle(title, y=1 - 0.05 / fig_h, va="top")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def confusion_matrix(path: str | Path, matrix: Any, class_names: Sequence[str] | None = None,
@@ -222,7 +223,7 @@ def confusion_matrix(path: str | Path, matrix: Any, class_names: Sequence[str] |
         ax.set_yticks(range(k), names)
         ax.set(xlabel="predicted class", ylabel="true class", title=title)
         fig.colorbar(im, ax=ax, shrink=0.8, label="count")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def bar_chart(path: str | Path, labels: Sequence[str], values: Sequence[Any], ylabel: str, title: str, *,
@@ -251,7 +252,7 @@ def bar_chart(path: str | Path, labels: Sequence[str], values: Sequence[Any], yl
         ax.set_xticks(x, labels, rotation=30 if long else 0, ha="right" if long else "center")
         ax.set(ylabel=ylabel, title=title)
         ax.margins(y=0.12)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def line_plot(path: str | Path, x: Sequence[Any] | Mapping[str, Sequence[Any]], ys: Mapping[str, Sequence[Any]],
@@ -291,4 +292,4 @@ def line_plot(path: str | Path, x: Sequence[Any] | Mapping[str, Sequence[Any]], 
         ax.set_yscale("log" if logy else "linear")
         if len(ys) > 1 or next(iter(ys), ""):
             ax.legend(loc="best")
-        return _save(fig, path)
+        return save_figure(fig, path)
